@@ -1,0 +1,53 @@
+# voxqueue: `make demo` runs the pipeline offline; `make test` runs the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+VQ     := $(VENV)/bin/voxqueue
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint worker beat flower webhooks sandbox up bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voxqueue needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@touch $(STAMP)
+
+demo: $(STAMP) ## Run the whole pipeline offline on the bundled samples and print the report
+	$(VQ) demo
+
+test: $(STAMP) ## Run the test suite (Redis and PostgreSQL from VOXQUEUE_TEST_* URLs)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check style with ruff
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check config models vendors tasks workers sandbox tests benchmarks
+
+worker: $(STAMP) ## Run a worker on every queue
+	$(VQ) worker
+
+beat: $(STAMP) ## Run the beat (polling and housekeeping)
+	$(VQ) beat
+
+flower: $(STAMP) ## Run Flower against the configured broker
+	$(VQ) flower
+
+webhooks: $(STAMP) ## Run the webhook receiver
+	$(VQ) webhooks
+
+sandbox: $(STAMP) ## Run the vendor sandbox on port 8700
+	$(VQ) sandbox
+
+up: ## Start the production topology with docker compose (add --profile sandbox for offline)
+	docker compose up
+
+bench: $(STAMP) ## Measure throughput against the sandbox (see benchmarks/)
+	$(PY) benchmarks/throughput.py
+
+clean: ## Remove the virtualenv and local state
+	rm -rf $(VENV) var

@@ -1,0 +1,67 @@
+"""Celery configuration: one queue per vendor, late acks, events for Flower.
+
+A queue per service means a slow or throttled vendor never starves another:
+workers can be split by ``-Q`` and each queue drains at its own pace.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kombu import Queue
+
+from config.broker import broker_url
+from config.settings import SERVICES, Settings
+
+POLL_QUEUE = "poll"
+HOUSEKEEPING_QUEUE = "housekeeping"
+QUEUES = (*SERVICES, "callbacks", POLL_QUEUE, HOUSEKEEPING_QUEUE)
+
+# Longer than any countdown or ETA a task uses (retries cap at 300 s), so Redis
+# never redelivers a message that a live worker still holds.
+VISIBILITY_TIMEOUT = 3600
+
+
+def task_routes() -> dict[str, dict[str, str]]:
+    routes = {f"voxqueue.{service}.*": {"queue": service} for service in SERVICES}
+    routes["voxqueue.callbacks.*"] = {"queue": "callbacks"}
+    routes["voxqueue.poll.*"] = {"queue": POLL_QUEUE}
+    routes["voxqueue.housekeeping.*"] = {"queue": HOUSEKEEPING_QUEUE}
+    return routes
+
+
+def beat_schedule() -> dict[str, dict]:
+    return {
+        "poll-gme": {"task": "voxqueue.poll.gme", "schedule": timedelta(seconds=2)},
+        "poll-shumei": {"task": "voxqueue.poll.shumei", "schedule": timedelta(seconds=2)},
+        "recover-expired-leases": {
+            "task": "voxqueue.housekeeping.recover", "schedule": timedelta(seconds=30),
+        },
+    }
+
+
+def celery_config(settings: Settings) -> dict:
+    url = broker_url(settings)
+    return {
+        "broker_url": url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": "soe",
+        "task_routes": task_routes(),
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "beat_schedule": beat_schedule(),
+        "redbeat_redis_url": url,
+        "redbeat_lock_timeout": 30,
+        "beat_max_loop_interval": 5,
+    }

@@ -1,0 +1,14 @@
+from models.base import Base
+from models.entities import (
+    TERMINAL_CHECK,
+    TERMINAL_JOB,
+    Batch,
+    Check,
+    CheckStatus,
+    Job,
+    JobStatus,
+)
+
+__all__ = [
+    "Base", "Batch", "Check", "CheckStatus", "Job", "JobStatus", "TERMINAL_CHECK", "TERMINAL_JOB",
+]

@@ -1,0 +1,25 @@
+"""Alembic environment: runs on SQLite (batch mode) and PostgreSQL."""
+
+from alembic import context
+
+from models import Base
+from models.db import engine_for
+
+config = context.config
+
+
+def run_migrations_online() -> None:
+    engine = engine_for(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run_migrations_online()

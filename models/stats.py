@@ -1,0 +1,56 @@
+"""Counts for ``voxqueue status`` and ``voxqueue wait``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import TERMINAL_JOB, Batch, Check, CheckStatus, Job
+from models.base import utcnow
+
+
+@dataclass
+class BatchCounts:
+    batch: str
+    jobs: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, dict[str, int]] = field(default_factory=dict)  # service -> status -> n
+    oldest_pending: dict[str, dt.timedelta] = field(default_factory=dict)  # service -> age
+
+    @property
+    def total(self) -> int:
+        return sum(self.jobs.values())
+
+    @property
+    def terminal(self) -> int:
+        return sum(n for status, n in self.jobs.items() if status in {s.value for s in TERMINAL_JOB})
+
+
+def batch_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Batch.name).order_by(Batch.id)))
+
+
+def counts(session: Session, batch: str) -> BatchCounts | None:
+    batch_id = session.scalar(select(Batch.id).where(Batch.name == batch))
+    if batch_id is None:
+        return None
+    result = BatchCounts(batch)
+    jobs = select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
+    result.jobs = {status: n for status, n in session.execute(jobs)}
+    checks = (
+        select(Check.service, Check.status, func.count(), func.min(Check.created_at))
+        .join(Job).where(Job.batch_id == batch_id).group_by(Check.service, Check.status)
+    )
+    now = utcnow()
+    for service, status, n, oldest in session.execute(checks):
+        result.checks.setdefault(service, {})[status] = n
+        if status == CheckStatus.PENDING.value and oldest is not None:
+            result.oldest_pending[service] = now - _aware(oldest)
+    return result
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

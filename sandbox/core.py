@@ -1,0 +1,309 @@
+"""Shared machinery of the vendor sandbox: settings, faults, counters, services, the app.
+
+Each vendor module contributes a :class:`VendorService`; :func:`create_app` wires
+them behind one fault/latency middleware and adds the control API under
+``/_sandbox/`` (see :mod:`sandbox.control`). To add a vendor, write its module
+and add its class to the list in :func:`_default_services` (import + entry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Awaitable, Callable, Protocol
+
+from aiohttp import web
+
+FAULT_KINDS = ("throttle", "error5xx", "drop", "drop_after", "slow", "overload")
+MAX_BODY_BYTES = 32 * 1024 * 1024  # Shumei RAW audio is base64 of up to 15 MB
+
+
+@dataclass
+class FaultRule:
+    """Inject ``kind`` into a share ``rate`` of the requests that match ``service``/``action``."""
+
+    kind: str
+    rate: float = 1.0
+    service: str | None = None  # None: every vendor
+    action: str | None = None  # None: every endpoint of the vendor
+    first_n: int | None = None  # only the first n matching requests are eligible
+    slow_ms: float = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"fault rate must be within 0..1, got {self.rate}")
+
+    def matches(self, vendor: str, action: str) -> bool:
+        return self.service in (None, vendor) and self.action in (None, action)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class SandboxConfig:
+    """Everything the sandbox needs; the run-time part can be replaced via ``/_sandbox/config``."""
+
+    tencent_secret_id: str = ""
+    tencent_secret_key: str = field(default="", repr=False)
+    tencent_token: str | None = field(default=None, repr=False)  # None: no token required
+    latency_ms: float = 0  # added to every vendor call
+    soe_session_ttl_s: float = 600
+    clock_skew_s: float = 300  # accepted |now - X-TC-Timestamp|
+    seed: int | None = None
+    faults: list[FaultRule] = field(default_factory=list)
+    # Other vendors, read by their own modules.
+    result_delay_s: float = 0  # how long asynchronous vendors take before a result is ready
+    shumei_access_key: str | None = field(default=None, repr=False)
+    tupu_secret_id: str | None = None
+    tupu_client_public_key: str | None = None  # PEM: verifies our request signatures
+    tupu_server_private_key: str | None = field(default=None, repr=False)  # PEM: signs answers
+    asr_appid: str | None = None
+    asr_secret_id: str | None = None
+    asr_secret_key: str | None = field(default=None, repr=False)
+    gme_biz_id: int | None = None
+    gme_callback_key: str | None = field(default=None, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _rules(items: list[dict[str, Any]]) -> list[FaultRule]:
+    return [FaultRule.from_dict(item) for item in items]
+
+
+def _seed(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+# What ``/_sandbox/config`` may replace, each with its converter.
+RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "latency_ms": float,
+    "faults": _rules,
+    "seed": _seed,
+    "soe_session_ttl_s": float,
+    "clock_skew_s": float,
+    "result_delay_s": float,
+}
+
+
+class FaultPlan:
+    """Seeded decisions: which request gets which fault."""
+
+    def __init__(self, rules: list[FaultRule], seed: int | None) -> None:
+        self.rules = list(rules)
+        self.rng = random.Random(seed)
+        self.matched = [0] * len(self.rules)
+
+    def pick(self, vendor: str, action: str) -> FaultRule | None:
+        """Count the request against every matching rule; return the first rule that fires."""
+        chosen = None
+        for i, rule in enumerate(self.rules):
+            if not rule.matches(vendor, action):
+                continue
+            self.matched[i] += 1
+            if rule.first_n is not None and self.matched[i] > rule.first_n:
+                continue
+            if self.rng.random() < rule.rate and chosen is None:
+                chosen = rule
+        return chosen
+
+
+def peak_in_window(timestamps: list[float], window: float = 1.0) -> int:
+    """The largest number of sorted ``timestamps`` inside any half-open window of ``window`` s."""
+    best, start = 0, 0
+    for end, t in enumerate(timestamps):
+        while t - timestamps[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class Stats:
+    """Counters the tests and benchmarks read."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()  # "soe.TransmitOralProcessWithInit" -> n
+        self.faults: Counter[str] = Counter()  # fault kind -> n
+        self.times: defaultdict[str, list[float]] = defaultdict(list)  # vendor -> monotonic times
+        self.per_second: defaultdict[str, Counter[int]] = defaultdict(Counter)  # vendor -> epoch s -> n
+        self.accepted: defaultdict[str, Counter[str]] = defaultdict(Counter)  # vendor -> key -> n
+
+    def record(self, vendor: str, action: str) -> None:
+        self.requests[f"{vendor}.{action}"] += 1
+        self.times[vendor].append(time.monotonic())
+        self.per_second[vendor][int(time.time())] += 1
+
+    def fault(self, kind: str) -> None:
+        self.faults[kind] += 1
+
+    def accept(self, vendor: str, key: str) -> None:
+        """One accepted submission for ``key`` (an idempotency key: SessionId, btId, ...)."""
+        self.accepted[vendor][key] += 1
+
+    def peak_rps(self, vendor: str, window: float = 1.0) -> int:
+        return peak_in_window(self.times.get(vendor, []), window)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "faults": dict(self.faults),
+            "vendor_requests": {v: len(ts) for v, ts in self.times.items()},
+            "peak_rps": {v: self.peak_rps(v) for v in self.times},
+            "per_second": {v: {str(s): n for s, n in c.items()} for v, c in self.per_second.items()},
+            "accepted": {v: dict(c) for v, c in self.accepted.items()},
+        }
+
+
+class RouteOwner(Protocol):
+    """What the middleware needs from whoever answers a vendor route."""
+
+    name: str
+
+    def describe(self, request: web.Request) -> tuple[str, str] | None:
+        """(vendor, action) for counting and fault matching; None: not a vendor call."""
+
+    def fault_response(self, kind: str, vendor: str) -> web.StreamResponse | None:
+        """The vendor-shaped answer for ``throttle``/``overload``; None: HTTP 503 instead."""
+
+
+class VendorService:
+    """Base of a vendor module: state, routes, reset and a JSON snapshot."""
+
+    name = ""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self.sandbox.config
+
+    @property
+    def stats(self) -> Stats:
+        return self.sandbox.stats
+
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget all vendor state."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    # A service that owns its routes (not behind a shared front door) registers them
+    # with add_vendor_route(app, self, ..., action=...) and may override these two.
+    def describe(self, request: web.Request) -> tuple[str, str] | None:
+        return self.name, request.path
+
+    def fault_response(self, kind: str, vendor: str) -> web.StreamResponse | None:
+        return None
+
+
+ServiceFactory = Callable[["Sandbox"], VendorService]
+
+
+class Sandbox:
+    """The state of one running sandbox, kept in the app under :data:`SANDBOX`."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.stats = Stats()
+        self.plan = FaultPlan(config.faults, config.seed)
+        self.services: list[VendorService] = []
+        self.routes: dict[int, VendorRoute] = {}  # id(aiohttp route) -> its vendor
+
+    def reset(self) -> None:
+        self.stats = Stats()
+        self.plan = FaultPlan(self.config.faults, self.config.seed)
+        for service in self.services:
+            service.reset()
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        """Replace run-time settings; a new fault list or seed restarts the fault plan."""
+        unknown = set(changes) - set(RUNTIME_FIELDS)
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)} at run time")
+        converted = {name: RUNTIME_FIELDS[name](value) for name, value in changes.items()}
+        for name, value in converted.items():
+            setattr(self.config, name, value)
+        self.plan = FaultPlan(self.config.faults, self.config.seed)
+
+    def runtime_config(self) -> dict[str, Any]:
+        values = {name: getattr(self.config, name) for name in RUNTIME_FIELDS}
+        values["faults"] = [asdict(rule) for rule in self.config.faults]
+        return values
+
+    def snapshot(self) -> dict[str, Any]:
+        services = {s.name: s.snapshot() for s in self.services}
+        return {**self.stats.to_dict(), "services": services}
+
+
+@dataclass(frozen=True)
+class VendorRoute:
+    owner: RouteOwner
+    action: str | None = None  # None: the owner names the action per request
+
+    def describe(self, request: web.Request) -> tuple[str, str] | None:
+        if self.action is None:
+            return self.owner.describe(request)
+        return self.owner.name, self.action
+
+
+SANDBOX = web.AppKey("sandbox", Sandbox)
+
+
+def sandbox_of(app: web.Application) -> Sandbox:
+    return app[SANDBOX]
+
+
+def add_vendor_route(
+    app: web.Application,
+    owner: RouteOwner,
+    method: str,
+    path: str,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    action: str | None = None,
+) -> None:
+    """Add a route that goes through the fault/latency middleware on behalf of ``owner``.
+
+    Requests are counted as ``"{owner.name}.{action}"``; without ``action`` the owner's
+    ``describe(request)`` names vendor and action (the Tencent front door does this).
+    """
+    route = app.router.add_route(method, path, handler)
+    sandbox_of(app).routes[id(route)] = VendorRoute(owner, action)
+
+
+def _default_services() -> list[ServiceFactory]:
+    from sandbox.soe import SoeService
+
+    return [SoeService]
+
+
+def create_app(config: SandboxConfig, services: list[ServiceFactory] | None = None) -> web.Application:
+    """The sandbox app; ``services`` are factories (usually classes) taking the :class:`Sandbox`."""
+    from sandbox.control import add_control_routes
+    from sandbox.faults import fault_middleware
+
+    app = web.Application(middlewares=[fault_middleware], client_max_size=MAX_BODY_BYTES)
+    sandbox = app[SANDBOX] = Sandbox(config)
+    add_control_routes(app)
+    for factory in services if services is not None else _default_services():
+        service = factory(sandbox)
+        sandbox.services.append(service)
+        service.add_routes(app)
+    return app
+
+
+async def sleep_ms(ms: float) -> None:
+    if ms > 0:
+        await asyncio.sleep(ms / 1000)

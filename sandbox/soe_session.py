@@ -1,0 +1,142 @@
+"""SOE session state and the chunk rules (moto's ``models.py`` for SOE).
+
+Rules for a chunk ``SeqId`` of a session whose last received chunk is ``last``:
+
+- ``SeqId == last + 1``: appended (``IsEnd=1`` finishes the session).
+- ``SeqId <= last`` with the same bytes: an idempotent replay; nothing changes and the
+  answer is what that chunk got the first time (the final result for the IsEnd chunk).
+  A replay of the last chunk with ``IsEnd=1`` finishes a session that was not finished.
+- ``SeqId <= last`` with different bytes: ``FailedOperation.SeqIdExpired`` (that SeqId is
+  used up; start a new session), or ``FailedOperation.SessionExpired`` once finished.
+- ``SeqId > last + 1``: ``FailedOperation.PastSeqIdLose`` (resend from ``last + 1``).
+- A new chunk for a finished session: ``FailedOperation.SessionExpired``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.tencent import INVALID_PARAMETER_VALUE, TencentError
+
+MAX_SEQ_ID = 3000
+MAX_AUDIO_BYTES = 3 * 1024 * 1024
+PCM, WAV = 1, 2
+
+# SOE error codes (the common ones live in sandbox.tencent).
+PAST_SEQ_ID_LOSE = "FailedOperation.PastSeqIdLose"
+SEQ_ID_EXPIRED = "FailedOperation.SeqIdExpired"
+SESSION_EXPIRED = "FailedOperation.SessionExpired"
+RESULT_EXPIRED = "FailedOperation.ResultExpired"
+SERVER_OVERLOAD = "InternalError.ServerOverload"
+BASE64_DECODE_FAILED = "InternalError.BASE64DecodeFailed"
+INVALID_WAV_HEADER = "InternalError.InvalidWAVHeader"
+REF_TEXT_EMPTY = "InternalError.RefTxtEmpty"
+VOICE_TOO_LONG = "InvalidParameterValue.VoiceLengthTooLong"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    seq_id: int
+    data: bytes
+    is_end: bool
+    voice_file_type: int
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.data).digest()
+
+    def check(self) -> None:
+        """Rules that need no session: SeqId range and whole 16-bit samples."""
+        if not 1 <= self.seq_id <= MAX_SEQ_ID:
+            raise TencentError(INVALID_PARAMETER_VALUE, f"SeqId must be within 1..{MAX_SEQ_ID}")
+        if self.voice_file_type in (PCM, WAV) and len(self.data) % 2:
+            raise TencentError(
+                INVALID_PARAMETER_VALUE,
+                "UserVoiceData has an odd number of bytes: a chunk must not split a 16-bit sample",
+            )
+
+
+def _check_wav_header(chunk: Chunk) -> None:
+    data = chunk.data
+    if chunk.voice_file_type == WAV and (data[:4] != b"RIFF" or data[8:12] != b"WAVE"):
+        raise TencentError(INVALID_WAV_HEADER, "The first chunk of a wav file must start with a RIFF/WAVE header")
+
+
+@dataclass
+class Session:
+    session_id: str
+    kind: str  # "oral" (Transmit*, InitOralProcess) or "keyword" (KeywordEvaluate)
+    params: dict[str, Any]
+    one_shot: bool = False  # WorkMode 1: every Transmit is SeqId 1 with IsEnd 1
+    created: float = field(default_factory=time.monotonic)
+    digests: list[bytes] = field(default_factory=list)  # sha256 of each chunk, index SeqId - 1
+    parts: list[bytes] = field(default_factory=list)  # dropped once finished
+    size: int = 0
+    end_seq_id: int | None = None
+    result: dict[str, Any] | None = None
+    audio_hash: Any = field(default_factory=hashlib.sha256)
+
+    @property
+    def last(self) -> int:
+        return len(self.digests)
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def expired(self, ttl_s: float) -> bool:
+        return time.monotonic() - self.created > ttl_s
+
+    def accept(self, chunk: Chunk) -> bool:
+        """Apply the chunk rules; True when the session is now complete and must be scored."""
+        if chunk.seq_id <= self.last:
+            return self._replay(chunk)
+        if self.finished:
+            raise TencentError(SESSION_EXPIRED, "The session is already finished; start a new session")
+        if chunk.seq_id > self.last + 1:
+            raise TencentError(PAST_SEQ_ID_LOSE, f"Chunks are missing: resend from SeqId {self.last + 1}")
+        self._append(chunk)
+        return chunk.is_end
+
+    def _replay(self, chunk: Chunk) -> bool:
+        if chunk.digest != self.digests[chunk.seq_id - 1]:
+            code = SESSION_EXPIRED if self.finished else SEQ_ID_EXPIRED
+            raise TencentError(code, f"SeqId {chunk.seq_id} was already received with different data")
+        completes = chunk.is_end and chunk.seq_id == self.last and not self.finished
+        if completes:
+            self.end_seq_id = chunk.seq_id
+        return completes
+
+    def _append(self, chunk: Chunk) -> None:
+        if self.size + len(chunk.data) > MAX_AUDIO_BYTES:
+            raise TencentError(VOICE_TOO_LONG, "The audio is longer than 3 MB")
+        if chunk.seq_id == 1:
+            _check_wav_header(chunk)
+        self.digests.append(chunk.digest)
+        self.parts.append(chunk.data)
+        self.audio_hash.update(chunk.data)
+        self.size += len(chunk.data)
+        if chunk.is_end:
+            self.end_seq_id = chunk.seq_id
+
+    def take_audio(self) -> bytes:
+        """The reassembled audio, once: the chunks are dropped to keep memory flat."""
+        audio, self.parts = b"".join(self.parts), []
+        return audio
+
+    def answers_final(self, seq_id: int) -> bool:
+        """Does a (replayed) chunk ``seq_id`` get the final result?"""
+        return self.finished and seq_id == self.end_seq_id
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "chunks": self.last,
+            "bytes": self.size,
+            "audio_sha256": self.audio_hash.hexdigest(),
+            "finished": self.finished,
+            "result": self.result,
+        }

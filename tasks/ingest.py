@@ -1,0 +1,137 @@
+"""Recording a manifest's rows as jobs and checks, then enqueueing them.
+
+Rows are written in batches of a few hundred; keys already in the batch are
+skipped, so running the same manifest again adds nothing. Tasks are sent only
+after the transaction that created their checks has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from models import Batch, Check, Job, JobStatus
+from models.db import session_scope
+from tasks.manifest import Defaults, JobSpec, read_source, validate
+
+WRITE_BATCH = 500
+
+
+@dataclass
+class IngestResult:
+    batch: str
+    accepted: int = 0
+    rejected: int = 0
+    existing: int = 0
+    rejections: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    keys: set[str] = field(default_factory=set)  # keys recorded by this run
+    to_enqueue: list[tuple[int, str]] = field(default_factory=list)  # (check id, service)
+
+
+def ingest(
+    source: Path,
+    *,
+    batch: str | None = None,
+    defaults: Defaults | None = None,
+    enqueue: Callable[[list[tuple[int, str]]], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Record every row of ``source`` in batch ``batch`` and enqueue the new checks."""
+    name = batch or (source.name if source.is_dir() else source.stem)
+    base = source if source.is_dir() else source.parent
+    defaults = defaults or Defaults()
+    result = IngestResult(name)
+    rows = read_source(source)  # raises ManifestError before anything is written
+    first = next(rows, None)
+    with session_scope() as session:
+        batch_row = _batch(session, name, str(source))
+        batch_id = batch_row.id
+    pending: list[tuple[int, dict]] = [first] if first else []
+    for number, row in rows:
+        pending.append((number, row))
+        if len(pending) >= WRITE_BATCH:
+            _write(batch_id, pending, base, defaults, result, enqueue)
+            if progress:
+                progress(len(pending))
+            pending = []
+    if pending:
+        _write(batch_id, pending, base, defaults, result, enqueue)
+        if progress:
+            progress(len(pending))
+    return result
+
+
+def _batch(session: Session, name: str, source: str) -> Batch:
+    row = session.scalar(select(Batch).where(Batch.name == name))
+    if row is None:
+        row = Batch(name=name, source=source)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _write(batch_id, rows, base, defaults, result: IngestResult, enqueue) -> None:
+    specs = [validate(number, row, base, defaults) for number, row in rows]
+    with session_scope() as session:
+        known = _existing_keys(session, batch_id, [s.key for s in specs])
+        specs = _new_specs(specs, known, result)
+        seq = session.scalar(select(func.coalesce(func.max(Job.seq), 0)).where(Job.batch_id == batch_id))
+        job_ids = _insert_jobs(session, batch_id, seq, specs)
+        pairs = []
+        for job_id, spec in zip(job_ids, specs):
+            if spec.error:
+                result.rejected += 1
+                result.rejections.append((spec.key, spec.error))
+            else:
+                result.accepted += 1
+                pairs += [(job_id, service) for service in spec.services]
+        created = _insert_checks(session, pairs)
+    result.to_enqueue += created
+    if enqueue and created:
+        enqueue(created)  # after the commit: a worker always finds its rows
+
+
+def _existing_keys(session: Session, batch_id: int, keys: list[str]) -> set[str]:
+    return set(session.scalars(select(Job.key).where(Job.batch_id == batch_id, Job.key.in_(keys))))
+
+
+def _new_specs(specs: list[JobSpec], known: set[str], result: IngestResult) -> list[JobSpec]:
+    """Drop rows already recorded; reject a repeated id within this run of the manifest."""
+    fresh = []
+    for spec in specs:
+        if spec.key in result.keys:
+            spec.key = f"#row {spec.row}"
+            spec.error = f"duplicate id {spec.external_id!r} in this manifest"
+        if spec.key in known:
+            result.existing += 1
+            continue
+        result.keys.add(spec.key)
+        fresh.append(spec)
+    return fresh
+
+
+def _insert_jobs(session: Session, batch_id: int, seq: int, specs: list[JobSpec]) -> list[int]:
+    if not specs:
+        return []
+    rows = [
+        {
+            "batch_id": batch_id, "key": spec.key, "seq": seq + i, "external_id": spec.external_id,
+            "audio": spec.audio, "stream": spec.stream, "services": spec.services,
+            "options": spec.options, "error": spec.error,
+            "status": JobStatus.REJECTED.value if spec.error else JobStatus.PENDING.value,
+        }
+        for i, spec in enumerate(specs, start=1)
+    ]
+    return list(session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), rows))
+
+
+def _insert_checks(session: Session, pairs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    if not pairs:
+        return []
+    rows = [{"job_id": job_id, "service": service} for job_id, service in pairs]
+    ids = session.scalars(insert(Check).returning(Check.id, sort_by_parameter_order=True), rows)
+    return [(check_id, service) for check_id, (_, service) in zip(ids, pairs)]

@@ -1,0 +1,206 @@
+"""SOE evaluation: stream a job's audio to Tencent SOE in chunks and keep the scores.
+
+The task takes a check id, re-reads the row and works from its checkpoint:
+``session_id`` and ``chunks_sent`` are committed before and after each chunk,
+so a retried or redelivered task continues the same vendor session where it
+stopped, and a session the vendor has lost is restarted from the first chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from config.settings import Settings, get_settings
+from models import Check
+from models.db import session_scope
+from tasks import common
+from tasks.audio import Chunk, chunk_count, iter_chunks, open_audio
+from vendors.errors import Disposition, VendorError
+from vendors.http import backoff
+from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult, voice_file_type_for
+from vendors.tc3 import Credentials
+from workers.app import app
+
+log = logging.getLogger("voxqueue.soe")
+
+CHUNK_TRIES = 4  # in-process tries of one chunk before the task itself is retried
+THROTTLE_WAIT_S = 20.0  # in-process waiting on throttling before the task is retried
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the transmission needs, read from the check in one transaction."""
+
+    check_id: int
+    audio: str
+    session_id: str
+    chunks_sent: int
+    mode: str  # "stream" | "oneshot"
+    params: SoeParams
+    keywords: tuple[str, ...]
+
+    @classmethod
+    def from_check(cls, check: Check) -> Plan:
+        options = check.job.options
+        params = SoeParams(
+            ref_text=options.get("ref_text") or "",
+            eval_mode=options.get("eval_mode", 1),
+            score_coeff=float(options.get("score_coeff", 1.0)),
+            server_type=1 if options.get("lang") == "zh" else 0,
+            voice_file_type=voice_file_type_for(check.job.audio or ""),
+        )
+        return cls(
+            check.id, check.job.audio, check.session_id, check.chunks_sent,
+            options.get("soe_mode", "stream"), params, tuple(options.get("keywords") or ()),
+        )
+
+
+def client(settings: Settings) -> SoeClient:
+    token = settings.tencent_token.get_secret_value() if settings.tencent_token else None
+    credentials = Credentials(
+        settings.tencent_secret_id, settings.tencent_secret_key.get_secret_value(), token
+    )
+    return SoeClient(
+        settings.soe_endpoint, credentials, region=settings.tencent_region,
+        app_id=settings.soe_app_id, timeout=settings.vendor_timeout,
+    )
+
+
+@app.task(bind=True, name="voxqueue.soe.evaluate", acks_late=True, ignore_result=True, max_retries=None)
+def evaluate(self, check_id: int) -> None:
+    """Evaluate one check's audio with SOE (idempotent: safe to deliver twice)."""
+    settings = get_settings()
+    with session_scope() as session:
+        check = common.claim(session, check_id, settings)
+        if check is None:
+            return
+        if not check.session_id:
+            check.session_id = new_session_id()
+        plan = Plan.from_check(check)
+    try:
+        result = transmit(client(settings), plan, settings)
+    except VendorError as error:
+        _handle_error(self, check_id, error, settings)
+        return
+    _store(check_id, plan, result)
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> SoeResult | KeywordResult:
+    if plan.mode == "oneshot":
+        return _oneshot(soe, plan)
+    if plan.keywords:
+        send = lambda c: soe.keyword_evaluate(plan.session_id, c.seq, c.is_end, c.data, list(plan.keywords), plan.params)  # noqa: E731
+    else:
+        send = lambda c: soe.transmit_with_init(plan.session_id, c.seq, c.is_end, c.data, plan.params)  # noqa: E731
+    result = None
+    with open_audio(plan.audio) as stream:
+        for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
+            result = with_chunk_retries(lambda: send(chunk), chunk)
+            common.renew(plan.check_id, settings, chunks_sent=chunk.seq)
+    if result is None or (isinstance(result, SoeResult) and not result.finished):
+        result = _await_result(soe, plan)  # every chunk was sent by an earlier delivery
+    return result
+
+
+def _oneshot(soe: SoeClient, plan: Plan) -> SoeResult:
+    with open_audio(plan.audio) as stream:
+        data = stream.read()
+    if plan.chunks_sent == 0:
+        soe.init_oral_process(plan.session_id, plan.params)
+    return with_chunk_retries(
+        lambda: soe.transmit(plan.session_id, 1, True, data, voice_file_type=plan.params.voice_file_type),
+        Chunk(1, data, True),
+    )
+
+
+def _await_result(soe: SoeClient, plan: Plan, tries: int = 10) -> SoeResult:
+    for attempt in range(1, tries + 1):
+        result = with_chunk_retries(lambda: soe.query(plan.session_id, plan.params), None)
+        if result.finished:
+            return result
+        time.sleep(backoff(attempt, base=0.2, cap=3.0))
+    raise VendorError("soe", "result_timeout", "the session never reached Finished", disposition=Disposition.RETRY)
+
+
+def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=time.sleep) -> Any:
+    """Call, retrying transient failures and throttling of this one request in process."""
+    tries, waited = 0, 0.0
+    while True:
+        try:
+            return call()
+        except VendorError as error:
+            if error.disposition is Disposition.THROTTLED and waited < THROTTLE_WAIT_S:
+                pause = error.retry_after or backoff(int(waited) + 1, base=0.25, cap=4.0)
+            elif error.disposition is Disposition.RETRY and tries + 1 < CHUNK_TRIES:
+                tries += 1
+                pause = backoff(tries, base=0.2, cap=4.0)
+            else:
+                raise
+            seq = chunk.seq if chunk else "query"
+            log.info("soe retry", extra={"seq": seq, "reason": error.reason, "wait_s": round(pause, 3)})
+            sleep(pause)
+            waited += pause
+
+
+def _handle_error(task, check_id: int, error: VendorError, settings: Settings) -> None:
+    if error.disposition is Disposition.PERMANENT:
+        common.fail_by_id(check_id, error)
+        return
+    with session_scope() as session:
+        check = session.get(Check, check_id)
+        if check is None:
+            return
+        attempts = check.attempts + 1
+    if attempts >= settings.soe_max_attempts:
+        common.fail_by_id(check_id, error)
+        return
+    restart = {}
+    if error.disposition is Disposition.RESTART:
+        restart = {"session_id": new_session_id(), "chunks_sent": 0}
+    elif error.disposition is Disposition.RESEND:
+        restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
+    common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
+    raise task.retry(countdown=backoff(attempts, base=1.0, cap=300.0), exc=error)
+
+
+def _store(check_id: int, plan: Plan, result: SoeResult | KeywordResult) -> None:
+    with session_scope() as session:
+        check = session.get(Check, check_id)
+        if check is None:
+            return
+        values = _scores(result)
+        size_chunks = check.chunks_sent or (1 if plan.mode == "oneshot" else 0)
+        common.complete(session, check, chunks_sent=size_chunks, result=_raw(result), **values)
+
+
+def _scores(result: SoeResult | KeywordResult) -> dict[str, float | None]:
+    if isinstance(result, SoeResult):
+        return {
+            "suggested_score": result.suggested_score, "pron_accuracy": result.pron_accuracy,
+            "pron_fluency": result.pron_fluency, "pron_completion": result.pron_completion,
+        }
+    scores = result.scores
+    names = ("suggested_score", "pron_accuracy", "pron_fluency", "pron_completion")
+    return {n: _mean([s.get(n) for s in scores]) for n in names}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 4) if known else None
+
+
+def _raw(result: SoeResult | KeywordResult) -> dict[str, Any]:
+    return {k: v for k, v in result.raw.items() if k != "RequestId"}
+
+
+def expected_chunks(size: int, settings: Settings) -> int:
+    return chunk_count(size, settings.soe_chunk_bytes)

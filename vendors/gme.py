@@ -1,0 +1,253 @@
+"""Tencent GME voice moderation (API 3.0, Version 2018-07-11, service "gme").
+
+``ScanVoice`` submits up to 100 files or live streams; the result arrives as a
+callback whose body is one ``DescribeScanResult`` signed with the application's
+SecretKey (query parameter ``Signatue``, sic), or is polled with
+``DescribeScanResultList``. Each task carries the caller's ``DataId`` (its
+idempotency key, derived from the job); the vendor mints the ``TaskId``.
+Verdicts: ``HitFlag`` true → REJECT, ``Success`` without a hit → PASS, ``Start`` → pending.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from vendors.errors import BadResponse, Disposition, InvalidInput, VendorError
+from vendors.tc3 import Credentials
+from vendors.tencent import TencentApiClient, split_error_table
+
+VENDOR = "gme"
+SERVICE = "gme"
+VERSION = "2018-07-11"
+MAX_TASKS = 100
+MAX_LIMIT = 500
+MAX_FILE_BYTES = 100 * 1024 * 1024
+FILE_EXTENSIONS = (".wav", ".m4a", ".amr", ".mp3", ".aac", ".wma", ".ogg")
+STREAM_EXTENSIONS = (".m3u8", ".flv")
+FILE_SCHEMES = ("http", "https")
+STREAM_SCHEMES = ("rtmp", "http", "https")
+SIGNATURE_PARAM = "Signatue"  # the vendor's spelling
+STATUS_START, STATUS_SUCCESS, STATUS_ERROR = "Start", "Success", "Error"
+
+_GME_ERRORS: dict[str, tuple[Disposition, str]] = {
+    "FailedOperation": (Disposition.PERMANENT, "failed_operation"),
+    "InvalidParameter.CallbackAddress": (Disposition.PERMANENT, "invalid_callback_address"),
+    "OperationDenied": (Disposition.PERMANENT, "operation_denied"),
+    "ResourceNotFound": (Disposition.PERMANENT, "resource_not_found"),
+    "ResourceUnavailable": (Disposition.PERMANENT, "resource_unavailable"),
+    "UnsupportedOperation": (Disposition.PERMANENT, "unsupported_operation"),
+}
+
+
+# -- media limits -------------------------------------------------------------
+def _extension(path: str) -> str:
+    name = path.rsplit("/", 1)[-1].lower()
+    return name[name.rfind("."):] if "." in name else ""
+
+
+def check_media(url: str, size: int | None = None, *, live: bool | None = None) -> bool:
+    """Raise :class:`InvalidInput` unless GME can take ``url``; return True for a stream.
+
+    Streams: ``.m3u8``/``.flv`` over HTTP(S), or RTMP. Files: HTTP(S), one of
+    :data:`FILE_EXTENSIONS`, at most 100 MB. ``live`` (when given) must match.
+    """
+    parts = urlsplit(url)
+    scheme, ext = parts.scheme.lower(), _extension(parts.path)
+    if scheme not in STREAM_SCHEMES or not parts.netloc:
+        raise InvalidInput(VENDOR, "unsupported_url", "GME takes http(s) files and rtmp/http(s) streams")
+    stream = scheme == "rtmp" or ext in STREAM_EXTENSIONS
+    if live is not None and live != stream:
+        kind = "a live stream (.m3u8, .flv or rtmp)" if live else "an audio file"
+        raise InvalidInput(VENDOR, "media_kind_mismatch", f"expected {kind}")
+    if not stream:
+        _check_file(ext, size)
+    return stream
+
+
+def _check_file(ext: str, size: int | None) -> None:
+    if ext not in FILE_EXTENSIONS:
+        raise InvalidInput(VENDOR, "unsupported_format", f"GME files must be one of {' '.join(FILE_EXTENSIONS)}")
+    if size is not None and size > MAX_FILE_BYTES:
+        raise InvalidInput(VENDOR, "file_too_large", f"file is {size} bytes; GME takes at most {MAX_FILE_BYTES}")
+
+
+# -- requests -----------------------------------------------------------------
+@dataclass(frozen=True)
+class GmeTask:
+    data_id: str  # the caller's key
+    url: str
+    room_id: str | None = None
+    open_id: str | None = None
+
+    def to_api(self) -> dict[str, str]:
+        task = {"DataId": self.data_id, "Url": self.url, "RoomId": self.room_id, "OpenId": self.open_id}
+        return {k: v for k, v in task.items() if v is not None}
+
+
+def scan_voice_params(
+    biz_id: int, tasks: Sequence[GmeTask], *, live: bool, callback: str | None,
+    scenes: Sequence[str] = ("default",), lang: str | None = None,
+) -> dict[str, Any]:
+    """The ``ScanVoice`` parameters; 1 to 100 tasks."""
+    if not 0 < len(tasks) <= MAX_TASKS:
+        raise ValueError(f"ScanVoice takes 1 to {MAX_TASKS} tasks, got {len(tasks)}")
+    params: dict[str, Any] = {
+        "BizId": int(biz_id), "Scenes": list(scenes), "Live": bool(live), "Tasks": [t.to_api() for t in tasks],
+    }
+    optional = {"Callback": callback, "Lang": lang}
+    return params | {k: v for k, v in optional.items() if v}
+
+
+def describe_params(biz_id: int, task_ids: Sequence[str], limit: int | None = None) -> dict[str, Any]:
+    """The ``DescribeScanResultList`` parameters; 1 to 100 ids, ``Limit`` defaults to their count."""
+    if not 0 < len(task_ids) <= MAX_TASKS:
+        raise ValueError(f"DescribeScanResultList takes 1 to {MAX_TASKS} task ids, got {len(task_ids)}")
+    limit = len(task_ids) if limit is None else limit
+    if not 0 < limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
+    return {"BizId": int(biz_id), "TaskIdList": list(task_ids), "Limit": limit}
+
+
+# -- responses ----------------------------------------------------------------
+@dataclass(frozen=True)
+class GmeSubmitted:
+    data_id: str
+    task_id: str
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _rate(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return -1
+
+
+def label_rates(pieces: list[dict[str, Any]]) -> dict[str, float]:
+    """Highest ``Rate`` per label over the hit pieces (``MainType`` and ``ScanDetail[].Label``)."""
+    rates: dict[str, float] = {}
+    for piece in (p for p in pieces if isinstance(p, dict) and _flag(p.get("HitFlag"))):
+        details = [d for d in piece.get("ScanDetail") or [] if isinstance(d, dict)]
+        pairs = [(piece.get("MainType"), 0.0)] + [(d.get("Label"), _rate(d.get("Rate"))) for d in details]
+        for label, rate in pairs:
+            if label and label != "normal":
+                rates[label] = max(rates.get(label, 0.0), rate)
+    return rates
+
+
+@dataclass(frozen=True)
+class GmeScanResult:
+    data_id: str
+    task_id: str
+    status: str
+    code: int
+    msg: str
+    hit_flag: bool
+    verdict: str | None
+    labels: list[str]  # highest rate first
+    label_rates: dict[str, float]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GmeScanResult":
+        status, hit = str(data.get("Status") or ""), _flag(data.get("HitFlag"))
+        rates = label_rates(data.get("ScanPiece") or [])
+        verdict = "REJECT" if hit else "PASS" if status == STATUS_SUCCESS else None
+        return cls(
+            data_id=str(data.get("DataId") or ""), task_id=str(data.get("TaskId") or ""),
+            status=status, code=_int(data.get("Code")), msg=str(data.get("Msg") or ""),
+            hit_flag=hit, verdict=verdict, labels=sorted(rates, key=lambda k: (-rates[k], k)),
+            label_rates=rates, raw=data,
+        )
+
+    @property
+    def pending(self) -> bool:
+        return self.status == STATUS_START and not self.hit_flag
+
+    def error(self) -> VendorError | None:
+        """A PERMANENT error when the vendor gave up on this task (``Status`` "Error")."""
+        if self.status != STATUS_ERROR:
+            return None
+        return VendorError(VENDOR, "scan_failed", self.msg, code=self.code or None, request_id=self.task_id)
+
+
+def parse_submitted(response: dict[str, Any]) -> list[GmeSubmitted]:
+    data = response.get("Data")
+    if not isinstance(data, list):
+        raise BadResponse(VENDOR, "ScanVoice answer without Data")
+    return [GmeSubmitted(str(d.get("DataId", "")), str(d.get("TaskId", ""))) for d in data if isinstance(d, dict)]
+
+
+def parse_results(response: dict[str, Any]) -> list[GmeScanResult]:
+    data = response.get("Data")
+    if not isinstance(data, list):
+        raise BadResponse(VENDOR, "DescribeScanResultList answer without Data")
+    return [GmeScanResult.from_dict(d) for d in data if isinstance(d, dict)]
+
+
+# -- callbacks ----------------------------------------------------------------
+def sign_callback(body: bytes, key: str) -> str:
+    """base64(HMAC-SHA1(key, "POST" + raw body)): the ``Signatue`` query parameter."""
+    digest = hmac.new(key.encode("utf-8"), b"POST" + body, hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_callback(body: bytes, signature: str | None, key: str) -> bool:
+    """Constant-time check of a callback's signature over its raw body."""
+    if not signature or not key:
+        return False
+    # An unencoded '+' in the query string arrives as a space; base64 never has one.
+    given = signature.strip().replace(" ", "+").encode("ascii", "replace")
+    return hmac.compare_digest(sign_callback(body, key).encode("ascii"), given)
+
+
+def parse_callback(body: bytes) -> GmeScanResult:
+    """A verified callback body (one ``DescribeScanResult``)."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadResponse(VENDOR, "callback body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadResponse(VENDOR, "callback body is not an object")
+    return GmeScanResult.from_dict(data)
+
+
+# -- client -------------------------------------------------------------------
+_GME_DISPOSITIONS, _GME_REASONS = split_error_table(_GME_ERRORS)
+
+
+class GmeClient(TencentApiClient):
+    """ScanVoice and DescribeScanResultList; errors classified by the common table plus GME's."""
+
+    ERROR_DISPOSITIONS = {**TencentApiClient.ERROR_DISPOSITIONS, **_GME_DISPOSITIONS}
+    ERROR_REASONS = {**TencentApiClient.ERROR_REASONS, **_GME_REASONS}
+
+    def __init__(self, endpoint: str, credentials: Credentials, *, biz_id: int, **kwargs: Any) -> None:
+        super().__init__(endpoint, credentials, service=SERVICE, version=VERSION, vendor=VENDOR, **kwargs)
+        self.biz_id = int(biz_id)
+
+    def scan_voice(
+        self, tasks: Sequence[GmeTask], *, live: bool, callback: str | None,
+        scenes: Sequence[str] = ("default",), lang: str | None = None,
+    ) -> list[GmeSubmitted]:
+        params = scan_voice_params(self.biz_id, tasks, live=live, callback=callback, scenes=scenes, lang=lang)
+        return parse_submitted(self.call("ScanVoice", params))
+
+    def describe_scan_results(self, task_ids: Sequence[str], limit: int | None = None) -> list[GmeScanResult]:
+        return parse_results(self.call("DescribeScanResultList", describe_params(self.biz_id, task_ids, limit)))

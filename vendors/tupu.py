@@ -1,0 +1,274 @@
+"""Tupu live speech-stream moderation: submit a stream, close it, verify signed callbacks.
+
+Requests are signed with the customer's RSA private key: PKCS#1 v1.5 SHA-256 over
+``"{secretId},{timestamp},{nonce}"``, base64 (:class:`TupuSigner`). Tupu signs what it
+sends back the other way: ``{"json": "<string>", "signature": "<base64>"}`` verified
+with Tupu's public key over the ``json`` string, before ``json`` is parsed
+(:func:`verify_signed`).
+
+Endpoints (seed 001), relative to the configured base URL:
+``POST /v3/recognition/speech/stream/{secretId}`` and
+``POST /v3/recognition/speech/stream/close/{secretId}``.
+
+Idempotency: the vendor takes no client request id; its task id (``requestId``) is
+minted on submit. ``forumId`` ("板块ID, 数据ID") is the one free-form id it echoes, so
+the caller's key goes there and callbacks can be matched to jobs even when a
+retried submit created a second task (which the caller should then close).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from vendors import http
+from vendors.errors import BadResponse, Disposition, InvalidInput, VendorError
+
+VENDOR = "tupu"
+SUBMIT_PATH = "/v3/recognition/speech/stream/{secret_id}"
+CLOSE_PATH = "/v3/recognition/speech/stream/close/{secret_id}"
+STREAM_SCHEMES = ("rtmp", "rtsp", "http", "https")  # RTMP, RTSP, HLS, HTTP-FLV
+CALLBACK_VIOLATIONS, CALLBACK_ALL, CALLBACK_END, CALLBACK_ALL_AND_END = 0, 1, 2, 3
+TASK_NAMES = {  # task ids from the vendor's SDK; a label reads "<task>:<label number>"
+    "5c8213b9bc807806aab0a574": "vulgar",
+    "5caee6b2a76925c55a09a6d2": "speech_review",
+    "5ca1bd6b3872ecc9afb99132": "transcription",
+    "5f59e4b71b29fa890e5472fb": "gender",
+}
+
+
+class SignatureError(VendorError):
+    """A Tupu payload whose signature is missing, malformed or wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(VENDOR, "bad_signature", message, disposition=Disposition.PERMANENT)
+
+    def __reduce__(self):
+        return (SignatureError, (self.message,))
+
+
+def _private_key(pem: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the Tupu private key must be an RSA key")
+    return key
+
+
+def load_public_key(pem: bytes) -> rsa.RSAPublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the Tupu public key must be an RSA key")
+    return key
+
+
+class TupuSigner:
+    """RSA-SHA256 (PKCS#1 v1.5) request signature, base64."""
+
+    def __init__(self, secret_id: str, private_key_pem: bytes) -> None:
+        self.secret_id = secret_id
+        self._key = _private_key(private_key_pem)
+
+    def __repr__(self) -> str:
+        return f"TupuSigner(secret_id={self.secret_id!r}, private_key='***')"
+
+    def string_to_sign(self, timestamp: int, nonce: int | float | str) -> str:
+        return f"{self.secret_id},{timestamp},{nonce}"
+
+    def sign(self, timestamp: int, nonce: int | float | str) -> str:
+        message = self.string_to_sign(timestamp, nonce).encode("utf-8")
+        signature = self._key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        return base64.b64encode(signature).decode("ascii")
+
+    def auth_fields(self, timestamp: int, nonce: int) -> dict[str, Any]:
+        """``timestamp``, ``nonce`` and ``signature`` for a request body."""
+        return {"timestamp": timestamp, "nonce": nonce, "signature": self.sign(timestamp, nonce)}
+
+
+def verify_signed(payload: Any, public_key_pem: bytes | rsa.RSAPublicKey) -> dict[str, Any]:
+    """Verify ``{"json": str, "signature": b64}`` and return the parsed ``json``."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("json"), str):
+        raise SignatureError("payload is not a signed envelope")
+    key = public_key_pem if isinstance(public_key_pem, rsa.RSAPublicKey) else load_public_key(public_key_pem)
+    try:
+        signature = base64.b64decode(payload.get("signature") or "", validate=True)
+        key.verify(signature, payload["json"].encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    except (binascii.Error, TypeError, InvalidSignature) as exc:
+        raise SignatureError("signature does not verify") from exc
+    return _parse_json(payload["json"])
+
+
+def _parse_json(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadResponse(VENDOR, "signed json is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadResponse(VENDOR, "signed json is not an object")
+    return data
+
+
+def check_stream_url(url: str) -> None:
+    if urlsplit(url).scheme.lower() not in STREAM_SCHEMES:
+        raise InvalidInput(VENDOR, "unsupported_stream", "Tupu takes RTMP, RTSP, HLS or HTTP-FLV streams")
+
+
+def error_for(data: dict[str, Any]) -> VendorError:
+    """A non-zero ``code``: the seed lists none, so every one is permanent and kept verbatim."""
+    return VendorError(VENDOR, "request_rejected", str(data.get("message") or ""), code=data.get("code"))
+
+
+@dataclass(frozen=True)
+class TupuSubmitted:
+    task_id: str  # Tupu's requestId: the stream task
+    url: str
+    forum_id: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TupuEvent:
+    """One callback: ``kind`` is "violation", "result" (callbackRules 1), "end" or "error"."""
+
+    task_id: str
+    kind: str
+    code: int
+    verdict: str | None
+    labels: list[str]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def abnormal_end(self) -> bool:
+        return self.kind == "end" and self.code != 0
+
+
+def _speeches(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(task name, speech)`` for every ``{"<task id>": {"speechs": [...]}}`` section."""
+    found = []
+    for task_id, section in data.items():
+        if isinstance(section, dict) and isinstance(section.get("speechs"), list):
+            name = TASK_NAMES.get(task_id, task_id)
+            found += [(name, s) for s in section["speechs"] if isinstance(s, dict)]
+    return found
+
+
+def _verdict(speeches: list[dict[str, Any]]) -> str:
+    flagged = [s for s in speeches if s.get("label", 0) not in (0, "0", None)]
+    if any(not s.get("review") for s in flagged):
+        return "REJECT"
+    return "REVIEW" if flagged else "PASS"
+
+
+def _code(data: dict[str, Any]) -> int:
+    try:
+        return int(data.get("code") or 0)
+    except (TypeError, ValueError):
+        return -1
+
+
+def parse_event(data: dict[str, Any]) -> TupuEvent:
+    """A verified callback's parsed ``json`` → :class:`TupuEvent`."""
+    code = _code(data)
+    task_id = str(data.get("requestId") or "")
+    if "status" in data:
+        return TupuEvent(task_id, "end", code, None, [], data)
+    pairs = _speeches(data)
+    task_id = task_id or next((str(s["requestId"]) for _, s in pairs if s.get("requestId")), "")
+    if code != 0:
+        return TupuEvent(task_id, "error", code, None, [], data)
+    verdict = _verdict([s for _, s in pairs])
+    labels = list(dict.fromkeys(f"{n}:{s['label']}" for n, s in pairs if s.get("label", 0) not in (0, "0", None)))
+    return TupuEvent(task_id, "result" if verdict == "PASS" else "violation", code, verdict, labels, data)
+
+
+def parse_callback(payload: dict[str, Any], public_key_pem: bytes | rsa.RSAPublicKey) -> TupuEvent:
+    """Verify a callback envelope with Tupu's public key, then parse it."""
+    return parse_event(verify_signed(payload, public_key_pem))
+
+
+def first_result(data: dict[str, Any]) -> dict[str, Any]:
+    """``result[0]`` of a submit or close answer; raises on a non-zero ``code``."""
+    if data.get("code") not in (0, "0"):
+        raise error_for(data)
+    results = data.get("result")
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        raise BadResponse(VENDOR, "success without a result")
+    if not results[0].get("requestId"):
+        raise BadResponse(VENDOR, "result without a requestId")
+    return results[0]
+
+
+class TupuClient:
+    def __init__(
+        self,
+        endpoint: str,
+        signer: TupuSigner,
+        *,
+        public_key_pem: bytes | None = None,
+        timeout: float = http.DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+        rand: random.Random | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.signer, self.timeout = signer, timeout
+        self._public_key = load_public_key(public_key_pem) if public_key_pem else None
+        self._clock, self._rand = clock, rand or random.Random()
+
+    def __repr__(self) -> str:
+        return f"TupuClient(endpoint={self.endpoint!r}, secret_id={self.signer.secret_id!r})"
+
+    def _auth(self) -> dict[str, Any]:
+        # An integer nonce, as the vendor's SDK sends: its text is the same in every language.
+        return self.signer.auth_fields(int(self._clock()), self._rand.randint(1, 2**32 - 1))
+
+    def stream_body(
+        self, data_id: str | None, url: str, *, callback_url: str, callback_rules: int = CALLBACK_VIOLATIONS,
+        return_pre_speech: bool = False, room_id: str | None = None, user_id: str | None = None,
+        tasks: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The signed submit body (no I/O)."""
+        check_stream_url(url)
+        if callback_rules not in (0, 1, 2, 3):
+            raise ValueError("callback_rules must be 0, 1, 2 or 3")
+        stream = {"url": url, "callback": callback_url, "roomId": room_id, "userId": user_id, "forumId": data_id}
+        stream = {k: v for k, v in stream.items() if v is not None}
+        stream |= {"callbackRules": callback_rules, "returnPreSpeech": return_pre_speech}
+        return {"speechStream": [stream], **self._auth(), **({"tasks": list(tasks)} if tasks else {})}
+
+    def close_body(self, task_id: str) -> dict[str, Any]:
+        return {"speechStream": [{"requestId": task_id}], **self._auth()}
+
+    def submit_stream(self, data_id: str | None, url: str, *, callback_url: str, **options: Any) -> TupuSubmitted:
+        """Start moderating a live stream; ``data_id`` (the caller's key) is sent as ``forumId``."""
+        body = self.stream_body(data_id, url, callback_url=callback_url, **options)
+        item = first_result(self._post(SUBMIT_PATH, body))
+        return TupuSubmitted(str(item["requestId"]), url, data_id, item)
+
+    def close_stream(self, task_id: str) -> str:
+        """Stop a stream task; returns the vendor's status (``"closed"``)."""
+        item = first_result(self._post(CLOSE_PATH, self.close_body(task_id)))
+        return str(item.get("status") or "")
+
+    def unwrap(self, body: Any) -> dict[str, Any]:
+        """A response's data: verified when it is signed and Tupu's public key is configured."""
+        if isinstance(body, dict) and "json" in body and "signature" in body:
+            return verify_signed(body, self._public_key) if self._public_key else _parse_json(body["json"])
+        if not isinstance(body, dict):
+            raise BadResponse(VENDOR, "response is not an object")
+        return body
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self.endpoint + path.format(secret_id=self.signer.secret_id)
+        payload = json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        response = http.post(VENDOR, url, data=payload, headers=headers, timeout=self.timeout)
+        return self.unwrap(response.json(VENDOR))

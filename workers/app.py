@@ -1,0 +1,23 @@
+"""The Celery application every voxqueue worker, beat and producer shares."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from config.celery import celery_config
+from config.settings import get_settings
+
+TASK_MODULES = ["tasks.soe", "tasks.housekeeping"]
+
+app = Celery("voxqueue", include=TASK_MODULES)
+# Evaluated on first use, so importing the app neither reads settings nor starts a broker.
+app.add_defaults(lambda: celery_config(get_settings()))
+
+
+@worker_process_init.connect
+def _fresh_connections(**_kwargs) -> None:
+    """A forked child must not reuse its parent's database connections."""
+    from models.db import dispose_engines
+
+    dispose_engines()

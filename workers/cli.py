@@ -1,0 +1,224 @@
+"""``voxqueue``: the command line of CONTRACT.md.
+
+Exit status: 0 success, 1 failure or timeout, 2 usage error. Errors are one
+line on stderr, never a traceback, never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from config.settings import SERVICES, get_settings
+from workers import console
+
+log = logging.getLogger("voxqueue.cli")
+
+
+class Failure(click.ClickException):
+    """An error the user can act on: printed as one line, exit status 1."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:
+        click.echo(f"voxqueue: error: {self.format_message()}", err=True)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="voxqueue", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # the one place where unexpected errors become one line
+        click.echo(f"voxqueue: error: {console.one_line(exc)}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """voxqueue: batch pronunciation scoring (Tencent SOE) and audio moderation on Celery."""
+    console.setup_logging(get_settings())
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--batch", help="Batch name (default: the manifest's file name without extension).")
+@click.option("--services", help=f"Comma-separated services for rows that name none ({','.join(SERVICES)}).")
+@click.option("--ref-text", help="Reference text for rows that have none.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), help="Language for rows that name none.")
+def ingest(source: Path, batch, services, ref_text, lang) -> None:
+    """Record every row of SOURCE (a .csv/.jsonl manifest or a folder of audio) and enqueue it."""
+    from tasks.dispatch import enqueue
+    from tasks.ingest import ingest as run_ingest
+    from tasks.manifest import Defaults, ManifestError
+
+    names = [s.strip() for s in services.split(",")] if services else None
+    unknown = [s for s in names or [] if s not in SERVICES]
+    if unknown:
+        raise click.UsageError(f"unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})")
+    defaults = Defaults(services=names, ref_text=ref_text, lang=lang)
+    try:
+        with console.row_progress("ingesting") as advance:
+            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=enqueue, progress=advance)
+    except ManifestError as exc:
+        raise Failure(str(exc)) from exc
+    for key, reason in result.rejections:
+        click.echo(f"rejected {key}: {reason}", err=True)
+    click.echo(
+        f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected"
+        + (f", {result.existing} already recorded" if result.existing else "")
+    )
+
+
+@cli.command()
+@click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
+@click.option("-c", "--concurrency", type=int, default=8, show_default=True, help="Worker threads.")
+@click.option("--pool", default="threads", show_default=True, help="Celery pool (threads suits vendor I/O).")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(queues, concurrency, pool, loglevel) -> None:
+    """Run a Celery worker."""
+    from config.celery import QUEUES
+    from workers.app import app
+
+    argv = ["worker", "-P", pool, "-c", str(concurrency), "-E", "--loglevel", loglevel,
+            "-Q", queues or ",".join(QUEUES), "--without-gossip", "--without-mingle"]
+    app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel) -> None:
+    """Run the Celery beat that drives polling and housekeeping."""
+    from workers.app import app
+
+    app.start(["beat", "--loglevel", loglevel])
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8700, show_default=True)
+@click.option("--latency-ms", type=float, default=None, help="Added latency per vendor call.")
+@click.option("--faults", default=None, help='JSON list of fault rules, e.g. [{"kind":"throttle","rate":0.2}].')
+@click.option("--seed", type=int, default=None, help="Seed for fault decisions.")
+def sandbox(host, port, latency_ms, faults, seed) -> None:
+    """Run the local emulator of all five vendor APIs."""
+    from sandbox.server import config_from_env, run
+
+    config = config_from_env()
+    if latency_ms is not None:
+        config.latency_ms = latency_ms
+    if faults:
+        config.faults = console.parse_faults(faults)
+    if seed is not None:
+        config.seed = seed
+    run(host, port, config)
+
+
+@cli.command()
+@click.option("--batch", help="Only this batch.")
+def status(batch) -> None:
+    """Counts of jobs and vendor checks by state."""
+    from models.db import session_scope
+    from models.stats import batch_names, counts
+
+    with session_scope() as session:
+        names = [batch] if batch else batch_names(session)
+        found = [c for c in (counts(session, n) for n in names) if c is not None]
+    if batch and not found:
+        raise Failure(f"no batch named {batch!r}")
+    console.print_status(found)
+
+
+@cli.command()
+@click.option("--batch", required=True, help="The batch to wait for.")
+@click.option("--timeout", type=float, default=None, help="Give up after S seconds (exit 1).")
+def wait(batch, timeout) -> None:
+    """Show progress until every job of the batch is terminal."""
+    from models.db import session_scope
+    from models.stats import counts
+
+    deadline = time.monotonic() + timeout if timeout else None
+    with console.batch_progress(batch) as show:
+        while True:
+            with session_scope() as session:
+                current = counts(session, batch)
+            if current is None:
+                raise Failure(f"no batch named {batch!r}")
+            show(current)
+            if current.terminal >= current.total:
+                break
+            if deadline and time.monotonic() > deadline:
+                raise Failure(f"timed out after {timeout:g}s: {current.terminal}/{current.total} jobs terminal")
+            time.sleep(0.5)
+    click.echo(console.summary_line(current))
+
+
+@cli.command()
+@click.option("--batch", help="Only this batch.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@click.option("--status", "status_filter", help="Only jobs with this status.")
+@click.option("--verdict", help="Only jobs with this verdict (PASS, REVIEW, REJECT).")
+def report(batch, fmt, output, status_filter, verdict) -> None:
+    """The outcomes, one record per job in ingestion order."""
+    from workers.reporting import write_report
+
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        write_report(out, fmt, batch=batch, status=status_filter, verdict=verdict)
+    finally:
+        if output:
+            out.close()
+
+
+@cli.command()
+@click.option("--batch", help="Only this batch.")
+@click.option("--service", type=click.Choice(SERVICES), help="Only this service.")
+def retry(batch, service) -> None:
+    """Re-enqueue failed work."""
+    from tasks.retry import retry_failed
+
+    count = retry_failed(batch=batch, service=service)
+    click.echo(f"re-enqueued {count} failed check(s)")
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    from models.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    click.echo("database is up to date")
+
+
+@cli.command()
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+def flower(port, address) -> None:
+    """Run the Flower dashboard against the configured broker."""
+    from workers.app import app
+
+    app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Leave the sandbox and worker running afterwards.")
+def demo(keep) -> None:
+    """Run the whole pipeline on the bundled samples, offline (what `make demo` runs)."""
+    from workers.demo import run_demo
+
+    sys.exit(run_demo(keep=keep))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
