@@ -76,7 +76,7 @@ class Session:
     parts: list[bytes] = field(default_factory=list)  # dropped once finished
     size: int = 0
     end_seq_id: int | None = None
-    result: dict[str, Any] | None = None
+    result: Any = None  # oral: the score() fields; keyword: the KeywordScores list
     audio_hash: Any = field(default_factory=hashlib.sha256)
 
     @property

@@ -21,8 +21,9 @@ import hashlib
 import hmac
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from vendors import http
@@ -42,6 +43,7 @@ CALLBACK_ACK = {"code": 0, "message": "success"}
 P, R = Disposition.PERMANENT, Disposition.RETRY
 # Seed return codes. Retried: server-side failures, and auth failures that a fresh
 # timestamp and nonce (every attempt is signed anew) cure. The rest is our input or config.
+# fmt: off
 CODES: dict[int, tuple[Disposition, str]] = {
     1000: (P, "bad_request"), 1001: (P, "unparsable_request"),
     1002: (P, "invalid_projectid"), 1003: (P, "invalid_res_text_format"),
@@ -58,12 +60,15 @@ CODES: dict[int, tuple[Disposition, str]] = {
     1029: (P, "signature_mismatch"), 1031: (P, "audio_too_large"),
     1033: (R, "unknown_error"),
 }
+# fmt: on
 
 
 def error_for(code: int, message: str = "", request_id: str | None = None) -> VendorError:
     """The :class:`VendorError` for a non-zero return code (unknown codes are permanent)."""
     disposition, reason = CODES.get(code, (P, "unknown_code"))
-    return VendorError(VENDOR, reason, message, disposition=disposition, code=code, request_id=request_id)
+    return VendorError(
+        VENDOR, reason, message, disposition=disposition, code=code, request_id=request_id
+    )
 
 
 def host_path(endpoint: str, appid: str) -> str:
@@ -164,14 +169,20 @@ def _check_source(audio: bytes | None, url: str | None) -> None:
     if audio is not None and not audio:
         raise InvalidInput(VENDOR, "empty_audio", "audio is empty")
     if audio is not None and len(audio) > MAX_BODY_BYTES:
-        raise InvalidInput(VENDOR, "audio_too_large", f"audio is {len(audio)} bytes; ASR takes at most {MAX_BODY_BYTES}")
+        raise InvalidInput(
+            VENDOR,
+            "audio_too_large",
+            f"audio is {len(audio)} bytes; ASR takes at most {MAX_BODY_BYTES}",
+        )
     if url is not None and not 0 < len(url) <= MAX_URL_CHARS:
         raise InvalidInput(VENDOR, "invalid_url", "audio URL must be 1 to 2047 characters")
 
 
 def _check_callback(callback_url: str) -> None:
     if not 0 < len(callback_url) <= MAX_URL_CHARS:
-        raise InvalidInput(VENDOR, "invalid_callback_url", "callback_url must be 1 to 2047 characters")
+        raise InvalidInput(
+            VENDOR, "invalid_callback_url", "callback_url must be 1 to 2047 characters"
+        )
 
 
 class AsrClient:
@@ -201,15 +212,24 @@ class AsrClient:
     def __repr__(self) -> str:
         return f"AsrClient(endpoint={self.endpoint!r}, appid={self.appid!r})"
 
-    def params(self, *, callback_url: str, url: str | None, timestamp: int, nonce: int) -> dict[str, str]:
+    def params(
+        self, *, callback_url: str, url: str | None, timestamp: int, nonce: int
+    ) -> dict[str, str]:
         """The query parameters, every value a string (what is signed and sent)."""
         if not 0 < nonce <= MAX_NONCE:
             raise ValueError("nonce must be a positive integer of at most 10 digits")
         params = {
-            "projectid": self.project_id, "sub_service_type": 0, "engine_model_type": self.engine,
-            "callback_url": callback_url, "res_text_format": 0, "res_type": 1,
-            "source_type": SOURCE_BODY if url is None else SOURCE_URL, "secretid": self._secret_id,
-            "timestamp": timestamp, "expired": timestamp + self.expires_in, "nonce": nonce,
+            "projectid": self.project_id,
+            "sub_service_type": 0,
+            "engine_model_type": self.engine,
+            "callback_url": callback_url,
+            "res_text_format": 0,
+            "res_type": 1,
+            "source_type": SOURCE_BODY if url is None else SOURCE_URL,
+            "secretid": self._secret_id,
+            "timestamp": timestamp,
+            "expired": timestamp + self.expires_in,
+            "nonce": nonce,
         }
         if url is not None:
             params["url"] = url
@@ -233,12 +253,18 @@ class AsrClient:
         signature = self._signer.sign("POST", host_path(self.endpoint, self.appid), params)
         query = urlencode(sorted(params.items()), quote_via=quote, safe="")
         headers = {"Authorization": signature, "Content-Type": "application/octet-stream"}
-        return AsrRequest(f"{request_url(self.endpoint, self.appid)}?{query}", params, headers, audio or b"")
+        return AsrRequest(
+            f"{request_url(self.endpoint, self.appid)}?{query}", params, headers, audio or b""
+        )
 
-    def submit(self, *, callback_url: str, audio: bytes | None = None, url: str | None = None) -> AsrSubmitted:
+    def submit(
+        self, *, callback_url: str, audio: bytes | None = None, url: str | None = None
+    ) -> AsrSubmitted:
         """Send one job (the audio in the body, or a URL the vendor downloads)."""
         request = self.build_submit(callback_url=callback_url, audio=audio, url=url)
-        response = http.post(VENDOR, request.url, data=request.body, headers=request.headers, timeout=self.timeout)
+        response = http.post(
+            VENDOR, request.url, data=request.body, headers=request.headers, timeout=self.timeout
+        )
         return parse_submit_response(response.json(VENDOR), status=response.status)
 
 
@@ -247,7 +273,9 @@ def parse_submit_response(body: Any, *, status: int | None = None) -> AsrSubmitt
     try:
         code = int(body["code"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise BadResponse(VENDOR, f"HTTP {status}: response without a numeric code", status=status) from exc
+        raise BadResponse(
+            VENDOR, f"HTTP {status}: response without a numeric code", status=status
+        ) from exc
     if code != 0:
         raise error_for(code, str(body.get("message") or ""))
     if body.get("requestId") in (None, ""):

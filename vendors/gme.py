@@ -14,8 +14,9 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from vendors.errors import BadResponse, Disposition, InvalidInput, VendorError
@@ -48,7 +49,7 @@ _GME_ERRORS: dict[str, tuple[Disposition, str]] = {
 # -- media limits -------------------------------------------------------------
 def _extension(path: str) -> str:
     name = path.rsplit("/", 1)[-1].lower()
-    return name[name.rfind("."):] if "." in name else ""
+    return name[name.rfind(".") :] if "." in name else ""
 
 
 def check_media(url: str, size: int | None = None, *, live: bool | None = None) -> bool:
@@ -60,7 +61,9 @@ def check_media(url: str, size: int | None = None, *, live: bool | None = None) 
     parts = urlsplit(url)
     scheme, ext = parts.scheme.lower(), _extension(parts.path)
     if scheme not in STREAM_SCHEMES or not parts.netloc:
-        raise InvalidInput(VENDOR, "unsupported_url", "GME takes http(s) files and rtmp/http(s) streams")
+        raise InvalidInput(
+            VENDOR, "unsupported_url", "GME takes http(s) files and rtmp/http(s) streams"
+        )
     stream = scheme == "rtmp" or ext in STREAM_EXTENSIONS
     if live is not None and live != stream:
         kind = "a live stream (.m3u8, .flv or rtmp)" if live else "an audio file"
@@ -72,9 +75,13 @@ def check_media(url: str, size: int | None = None, *, live: bool | None = None) 
 
 def _check_file(ext: str, size: int | None) -> None:
     if ext not in FILE_EXTENSIONS:
-        raise InvalidInput(VENDOR, "unsupported_format", f"GME files must be one of {' '.join(FILE_EXTENSIONS)}")
+        raise InvalidInput(
+            VENDOR, "unsupported_format", f"GME files must be one of {' '.join(FILE_EXTENSIONS)}"
+        )
     if size is not None and size > MAX_FILE_BYTES:
-        raise InvalidInput(VENDOR, "file_too_large", f"file is {size} bytes; GME takes at most {MAX_FILE_BYTES}")
+        raise InvalidInput(
+            VENDOR, "file_too_large", f"file is {size} bytes; GME takes at most {MAX_FILE_BYTES}"
+        )
 
 
 # -- requests -----------------------------------------------------------------
@@ -86,28 +93,45 @@ class GmeTask:
     open_id: str | None = None
 
     def to_api(self) -> dict[str, str]:
-        task = {"DataId": self.data_id, "Url": self.url, "RoomId": self.room_id, "OpenId": self.open_id}
+        task = {
+            "DataId": self.data_id,
+            "Url": self.url,
+            "RoomId": self.room_id,
+            "OpenId": self.open_id,
+        }
         return {k: v for k, v in task.items() if v is not None}
 
 
 def scan_voice_params(
-    biz_id: int, tasks: Sequence[GmeTask], *, live: bool, callback: str | None,
-    scenes: Sequence[str] = ("default",), lang: str | None = None,
+    biz_id: int,
+    tasks: Sequence[GmeTask],
+    *,
+    live: bool,
+    callback: str | None,
+    scenes: Sequence[str] = ("default",),
+    lang: str | None = None,
 ) -> dict[str, Any]:
     """The ``ScanVoice`` parameters; 1 to 100 tasks."""
     if not 0 < len(tasks) <= MAX_TASKS:
         raise ValueError(f"ScanVoice takes 1 to {MAX_TASKS} tasks, got {len(tasks)}")
     params: dict[str, Any] = {
-        "BizId": int(biz_id), "Scenes": list(scenes), "Live": bool(live), "Tasks": [t.to_api() for t in tasks],
+        "BizId": int(biz_id),
+        "Scenes": list(scenes),
+        "Live": bool(live),
+        "Tasks": [t.to_api() for t in tasks],
     }
     optional = {"Callback": callback, "Lang": lang}
     return params | {k: v for k, v in optional.items() if v}
 
 
-def describe_params(biz_id: int, task_ids: Sequence[str], limit: int | None = None) -> dict[str, Any]:
-    """The ``DescribeScanResultList`` parameters; 1 to 100 ids, ``Limit`` defaults to their count."""
+def describe_params(
+    biz_id: int, task_ids: Sequence[str], limit: int | None = None
+) -> dict[str, Any]:
+    """``DescribeScanResultList`` parameters: 1 to 100 ids; ``Limit`` defaults to their count."""
     if not 0 < len(task_ids) <= MAX_TASKS:
-        raise ValueError(f"DescribeScanResultList takes 1 to {MAX_TASKS} task ids, got {len(task_ids)}")
+        raise ValueError(
+            f"DescribeScanResultList takes 1 to {MAX_TASKS} task ids, got {len(task_ids)}"
+        )
     limit = len(task_ids) if limit is None else limit
     if not 0 < limit <= MAX_LIMIT:
         raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
@@ -144,7 +168,9 @@ def label_rates(pieces: list[dict[str, Any]]) -> dict[str, float]:
     rates: dict[str, float] = {}
     for piece in (p for p in pieces if isinstance(p, dict) and _flag(p.get("HitFlag"))):
         details = [d for d in piece.get("ScanDetail") or [] if isinstance(d, dict)]
-        pairs = [(piece.get("MainType"), 0.0)] + [(d.get("Label"), _rate(d.get("Rate"))) for d in details]
+        pairs = [(piece.get("MainType"), 0.0)] + [
+            (d.get("Label"), _rate(d.get("Rate"))) for d in details
+        ]
         for label, rate in pairs:
             if label and label != "normal":
                 rates[label] = max(rates.get(label, 0.0), rate)
@@ -165,15 +191,21 @@ class GmeScanResult:
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GmeScanResult":
+    def from_dict(cls, data: dict[str, Any]) -> GmeScanResult:
         status, hit = str(data.get("Status") or ""), _flag(data.get("HitFlag"))
         rates = label_rates(data.get("ScanPiece") or [])
         verdict = "REJECT" if hit else "PASS" if status == STATUS_SUCCESS else None
         return cls(
-            data_id=str(data.get("DataId") or ""), task_id=str(data.get("TaskId") or ""),
-            status=status, code=_int(data.get("Code")), msg=str(data.get("Msg") or ""),
-            hit_flag=hit, verdict=verdict, labels=sorted(rates, key=lambda k: (-rates[k], k)),
-            label_rates=rates, raw=data,
+            data_id=str(data.get("DataId") or ""),
+            task_id=str(data.get("TaskId") or ""),
+            status=status,
+            code=_int(data.get("Code")),
+            msg=str(data.get("Msg") or ""),
+            hit_flag=hit,
+            verdict=verdict,
+            labels=sorted(rates, key=lambda k: (-rates[k], k)),
+            label_rates=rates,
+            raw=data,
         )
 
     @property
@@ -184,14 +216,20 @@ class GmeScanResult:
         """A PERMANENT error when the vendor gave up on this task (``Status`` "Error")."""
         if self.status != STATUS_ERROR:
             return None
-        return VendorError(VENDOR, "scan_failed", self.msg, code=self.code or None, request_id=self.task_id)
+        return VendorError(
+            VENDOR, "scan_failed", self.msg, code=self.code or None, request_id=self.task_id
+        )
 
 
 def parse_submitted(response: dict[str, Any]) -> list[GmeSubmitted]:
     data = response.get("Data")
     if not isinstance(data, list):
         raise BadResponse(VENDOR, "ScanVoice answer without Data")
-    return [GmeSubmitted(str(d.get("DataId", "")), str(d.get("TaskId", ""))) for d in data if isinstance(d, dict)]
+    return [
+        GmeSubmitted(str(d.get("DataId", "")), str(d.get("TaskId", "")))
+        for d in data
+        if isinstance(d, dict)
+    ]
 
 
 def parse_results(response: dict[str, Any]) -> list[GmeScanResult]:
@@ -238,16 +276,31 @@ class GmeClient(TencentApiClient):
     ERROR_DISPOSITIONS = {**TencentApiClient.ERROR_DISPOSITIONS, **_GME_DISPOSITIONS}
     ERROR_REASONS = {**TencentApiClient.ERROR_REASONS, **_GME_REASONS}
 
-    def __init__(self, endpoint: str, credentials: Credentials, *, biz_id: int, **kwargs: Any) -> None:
-        super().__init__(endpoint, credentials, service=SERVICE, version=VERSION, vendor=VENDOR, **kwargs)
+    def __init__(
+        self, endpoint: str, credentials: Credentials, *, biz_id: int, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            endpoint, credentials, service=SERVICE, version=VERSION, vendor=VENDOR, **kwargs
+        )
         self.biz_id = int(biz_id)
 
     def scan_voice(
-        self, tasks: Sequence[GmeTask], *, live: bool, callback: str | None,
-        scenes: Sequence[str] = ("default",), lang: str | None = None,
+        self,
+        tasks: Sequence[GmeTask],
+        *,
+        live: bool,
+        callback: str | None,
+        scenes: Sequence[str] = ("default",),
+        lang: str | None = None,
     ) -> list[GmeSubmitted]:
-        params = scan_voice_params(self.biz_id, tasks, live=live, callback=callback, scenes=scenes, lang=lang)
+        params = scan_voice_params(
+            self.biz_id, tasks, live=live, callback=callback, scenes=scenes, lang=lang
+        )
         return parse_submitted(self.call("ScanVoice", params))
 
-    def describe_scan_results(self, task_ids: Sequence[str], limit: int | None = None) -> list[GmeScanResult]:
-        return parse_results(self.call("DescribeScanResultList", describe_params(self.biz_id, task_ids, limit)))
+    def describe_scan_results(
+        self, task_ids: Sequence[str], limit: int | None = None
+    ) -> list[GmeScanResult]:
+        return parse_results(
+            self.call("DescribeScanResultList", describe_params(self.biz_id, task_ids, limit))
+        )

@@ -6,8 +6,8 @@ answers HTTP 200 with a ``code``; :func:`error_for` turns codes into disposition
 
 Code decisions (the seed and the vendor's newer docs disagree on 1903):
 - 1903 is "service failure" on submit and, per the seed's query table, "decode
-  failure" on query. The newer docs and SDK say service failure: RETRY everywhere,
-  bounded by the caller's retry budget.
+  failure" on query. The newer docs give it as service failure, with decode failure
+  as 1905: RETRY everywhere, bounded by the caller's retry budget.
 - 1904 (download failure, not in the seed) is RETRY on submit: nothing was accepted
   and the URL is ours, so a transient storage failure is the likely cause. In a
   query answer or callback it is PERMANENT: that btId is spent, asking again returns
@@ -75,8 +75,12 @@ def error_for(body: dict[str, Any], stage: Stage = "submit") -> VendorError:
     code = code_of(body)
     disposition, reason = disposition_for(code, stage)
     return VendorError(
-        VENDOR, reason, str(body.get("message") or ""),
-        disposition=disposition, code=code, request_id=body.get("requestId"),
+        VENDOR,
+        reason,
+        str(body.get("message") or ""),
+        disposition=disposition,
+        code=code,
+        request_id=body.get("requestId"),
     )
 
 
@@ -115,7 +119,7 @@ class ShumeiResult:
     raw: dict[str, Any] = field(repr=False)
 
     @classmethod
-    def from_dict(cls, body: dict[str, Any]) -> "ShumeiResult":
+    def from_dict(cls, body: dict[str, Any]) -> ShumeiResult:
         level = body.get("riskLevel")
         return cls(
             bt_id=str(body.get("btId", "")),
@@ -124,7 +128,8 @@ class ShumeiResult:
             verdict=level if level in VERDICTS else None,
             text=body.get("audioText") or _segments_text(body.get("audioDetail") or []),
             audio_time=body.get("audioTime"),
-            labels=risk_labels(body.get("audioDetail") or []) + tag_labels(body.get("audioTags") or {}),
+            labels=risk_labels(body.get("audioDetail") or [])
+            + tag_labels(body.get("audioTags") or {}),
             raw=body,
         )
 
@@ -134,7 +139,12 @@ def risk_labels(segments: list[dict[str, Any]]) -> list[str]:
     labels: list[str] = []
     for segment in segments:
         label = segment.get("riskLabel1") or ""
-        if segment.get("riskLevel") != "PASS" and label and label != "normal" and label not in labels:
+        if (
+            segment.get("riskLevel") != "PASS"
+            and label
+            and label != "normal"
+            and label not in labels
+        ):
             labels.append(label)
     return labels
 
@@ -186,7 +196,9 @@ def _check_bt_id(bt_id: str) -> None:
 
 def _check_raw(fmt: str | None, rate: int | None, track: int | None) -> None:
     if fmt not in RAW_FORMATS:
-        raise InvalidInput(VENDOR, "unsupported_format", f"RAW audio must be one of {', '.join(RAW_FORMATS)}")
+        raise InvalidInput(
+            VENDOR, "unsupported_format", f"RAW audio must be one of {', '.join(RAW_FORMATS)}"
+        )
     if fmt == "pcm" and rate not in PCM_RATES:
         raise InvalidInput(VENDOR, "invalid_rate", "pcm needs a sample rate from 8000 to 32000")
     if fmt == "pcm" and track not in PCM_TRACKS:
@@ -214,7 +226,12 @@ class ShumeiClient:
         return f"ShumeiClient(endpoint={self.endpoint!r}, app_id={self.app_id!r}, access_key='***')"
 
     def _content(
-        self, url: str | None, raw: bytes | None, fmt: str | None, rate: int | None, track: int | None
+        self,
+        url: str | None,
+        raw: bytes | None,
+        fmt: str | None,
+        rate: int | None,
+        track: int | None,
     ) -> tuple[str, str]:
         if (url is None) == (raw is None):
             raise ValueError("give exactly one of url or raw")
@@ -224,24 +241,41 @@ class ShumeiClient:
         encoded = base64.b64encode(raw).decode("ascii")
         if len(encoded) > self.raw_max_bytes:
             raise InvalidInput(
-                VENDOR, "audio_too_large",
+                VENDOR,
+                "audio_too_large",
                 f"RAW audio is {len(encoded)} bytes in base64; the limit is {self.raw_max_bytes}",
             )
         return "RAW", encoded
 
     def submit_body(
-        self, bt_id: str, *, url: str | None = None, raw: bytes | None = None, fmt: str | None = None,
-        rate: int | None = None, track: int | None = None, callback: str | None = None,
-        token_id: str | None = None, lang: str | None = None, return_all_text: bool = False,
+        self,
+        bt_id: str,
+        *,
+        url: str | None = None,
+        raw: bytes | None = None,
+        fmt: str | None = None,
+        rate: int | None = None,
+        track: int | None = None,
+        callback: str | None = None,
+        token_id: str | None = None,
+        lang: str | None = None,
+        return_all_text: bool = False,
     ) -> dict[str, Any]:
         """The ``/audio/v4`` JSON body (validated; no I/O)."""
         _check_bt_id(bt_id)
         content_type, content = self._content(url, raw, fmt, rate, track)
         data = {"tokenId": token_id, "formatInfo": fmt, "rate": rate, "track": track, "lang": lang}
-        data = {k: v for k, v in data.items() if v is not None} | {"returnAllText": int(return_all_text)}
+        data = {k: v for k, v in data.items() if v is not None} | {
+            "returnAllText": int(return_all_text)
+        }
         body = {
-            "accessKey": self._access_key, "appId": self.app_id, "eventId": self.event_id,
-            "type": self.types, "contentType": content_type, "content": content, "btId": bt_id,
+            "accessKey": self._access_key,
+            "appId": self.app_id,
+            "eventId": self.event_id,
+            "type": self.types,
+            "contentType": content_type,
+            "content": content,
+            "btId": bt_id,
             "data": data,
         }
         return body | ({"callback": callback} if callback else {})
@@ -250,9 +284,26 @@ class ShumeiClient:
         _check_bt_id(bt_id)
         return {"accessKey": self._access_key, "btId": bt_id}
 
-    def submit(self, bt_id: str, **kwargs: Any) -> ShumeiSubmitted:
-        """Submit one file under the caller's ``bt_id`` (its idempotency key); see :meth:`submit_body`."""
-        answer = self._post(SUBMIT_PATH, self.submit_body(bt_id, **kwargs))
+    def submit(
+        self,
+        bt_id: str,
+        *,
+        url: str | None = None,
+        raw: bytes | None = None,
+        fmt: str | None = None,
+        rate: int | None = None,
+        track: int | None = None,
+        callback: str | None = None,
+        token_id: str | None = None,
+        lang: str | None = None,
+        return_all_text: bool = False,
+    ) -> ShumeiSubmitted:
+        """Submit one file under the caller's ``bt_id``, its idempotency key."""
+        body = self.submit_body(
+            bt_id, url=url, raw=raw, fmt=fmt, rate=rate, track=track, callback=callback,
+            token_id=token_id, lang=lang, return_all_text=return_all_text,
+        )  # fmt: skip
+        answer = self._post(SUBMIT_PATH, body)
         if code_of(answer) != SUCCESS:
             raise error_for(answer, "submit")
         return ShumeiSubmitted(bt_id, str(answer.get("requestId", "")), answer)
@@ -264,8 +315,12 @@ class ShumeiClient:
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        response = http.post(VENDOR, self.endpoint + path, data=payload, headers=headers, timeout=self.timeout)
+        response = http.post(
+            VENDOR, self.endpoint + path, data=payload, headers=headers, timeout=self.timeout
+        )
         answer = response.json(VENDOR)
         if not isinstance(answer, dict):
-            raise BadResponse(VENDOR, f"HTTP {response.status}: unexpected response shape", status=response.status)
+            raise BadResponse(
+                VENDOR, f"HTTP {response.status}: unexpected response shape", status=response.status
+            )
         return answer

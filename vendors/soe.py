@@ -44,6 +44,7 @@ _SOE_ERROR_GROUPS: dict[tuple[Disposition, str], tuple[str, ...]] = {
     (Disposition.RESTART, "seq_id_expired"): ("FailedOperation.SeqIdExpired",),
     (Disposition.RESTART, "session_not_found"): (
         "InternalError.CannotFindSession", "ResourceUnavailable.CannotFindSession"),
+    (Disposition.RESTART, "session_id_in_use"): ("InvalidParameterValue.SessionIdInUse",),
     (Disposition.THROTTLED, "server_overload"): (
         "FailedOperation.ServerOverload", "InternalError.ServerOverload"),
     (Disposition.THROTTLED, "throttled"): ("ResourceUnavailable.ConcurrencyLimit",),

@@ -23,8 +23,9 @@ import binascii
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -98,13 +99,17 @@ def verify_signed(payload: Any, public_key_pem: bytes | rsa.RSAPublicKey) -> dic
     """Verify ``{"json": str, "signature": b64}`` and return the parsed ``json``."""
     if not isinstance(payload, dict) or not isinstance(payload.get("json"), str):
         raise SignatureError("payload is not a signed envelope")
-    key = public_key_pem if isinstance(public_key_pem, rsa.RSAPublicKey) else load_public_key(public_key_pem)
+    key = _as_public_key(public_key_pem)
     try:
         signature = base64.b64decode(payload.get("signature") or "", validate=True)
         key.verify(signature, payload["json"].encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
     except (binascii.Error, TypeError, InvalidSignature) as exc:
         raise SignatureError("signature does not verify") from exc
     return _parse_json(payload["json"])
+
+
+def _as_public_key(key: bytes | rsa.RSAPublicKey) -> rsa.RSAPublicKey:
+    return key if isinstance(key, rsa.RSAPublicKey) else load_public_key(key)
 
 
 def _parse_json(text: str) -> dict[str, Any]:
@@ -119,12 +124,16 @@ def _parse_json(text: str) -> dict[str, Any]:
 
 def check_stream_url(url: str) -> None:
     if urlsplit(url).scheme.lower() not in STREAM_SCHEMES:
-        raise InvalidInput(VENDOR, "unsupported_stream", "Tupu takes RTMP, RTSP, HLS or HTTP-FLV streams")
+        raise InvalidInput(
+            VENDOR, "unsupported_stream", "Tupu takes RTMP, RTSP, HLS or HTTP-FLV streams"
+        )
 
 
 def error_for(data: dict[str, Any]) -> VendorError:
     """A non-zero ``code``: the seed lists none, so every one is permanent and kept verbatim."""
-    return VendorError(VENDOR, "request_rejected", str(data.get("message") or ""), code=data.get("code"))
+    return VendorError(
+        VENDOR, "request_rejected", str(data.get("message") or ""), code=data.get("code")
+    )
 
 
 @dataclass(frozen=True)
@@ -161,11 +170,20 @@ def _speeches(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def _flagged(speech: dict[str, Any]) -> bool:
+    """Label 0 is normal; any other label is a finding (``review``: not certain)."""
+    return speech.get("label", 0) not in (0, "0", None)
+
+
 def _verdict(speeches: list[dict[str, Any]]) -> str:
-    flagged = [s for s in speeches if s.get("label", 0) not in (0, "0", None)]
+    flagged = [s for s in speeches if _flagged(s)]
     if any(not s.get("review") for s in flagged):
         return "REJECT"
     return "REVIEW" if flagged else "PASS"
+
+
+def _labels(pairs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return list(dict.fromkeys(f"{name}:{s['label']}" for name, s in pairs if _flagged(s)))
 
 
 def _code(data: dict[str, Any]) -> int:
@@ -186,8 +204,8 @@ def parse_event(data: dict[str, Any]) -> TupuEvent:
     if code != 0:
         return TupuEvent(task_id, "error", code, None, [], data)
     verdict = _verdict([s for _, s in pairs])
-    labels = list(dict.fromkeys(f"{n}:{s['label']}" for n, s in pairs if s.get("label", 0) not in (0, "0", None)))
-    return TupuEvent(task_id, "result" if verdict == "PASS" else "violation", code, verdict, labels, data)
+    kind = "result" if verdict == "PASS" else "violation"
+    return TupuEvent(task_id, kind, code, verdict, _labels(pairs), data)
 
 
 def parse_callback(payload: dict[str, Any], public_key_pem: bytes | rsa.RSAPublicKey) -> TupuEvent:
@@ -208,6 +226,8 @@ def first_result(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class TupuClient:
+    """Submit and close streams; answers are verified when Tupu's public key is given."""
+
     def __init__(
         self,
         endpoint: str,
@@ -231,24 +251,47 @@ class TupuClient:
         return self.signer.auth_fields(int(self._clock()), self._rand.randint(1, 2**32 - 1))
 
     def stream_body(
-        self, data_id: str | None, url: str, *, callback_url: str, callback_rules: int = CALLBACK_VIOLATIONS,
-        return_pre_speech: bool = False, room_id: str | None = None, user_id: str | None = None,
+        self,
+        data_id: str | None,
+        url: str,
+        *,
+        callback_url: str,
+        callback_rules: int = CALLBACK_VIOLATIONS,
+        return_pre_speech: bool = False,
+        room_id: str | None = None,
+        user_id: str | None = None,
         tasks: list[str] | None = None,
     ) -> dict[str, Any]:
         """The signed submit body (no I/O)."""
         check_stream_url(url)
         if callback_rules not in (0, 1, 2, 3):
             raise ValueError("callback_rules must be 0, 1, 2 or 3")
-        stream = {"url": url, "callback": callback_url, "roomId": room_id, "userId": user_id, "forumId": data_id}
+        stream = {
+            "url": url,
+            "callback": callback_url,
+            "roomId": room_id,
+            "userId": user_id,
+            "forumId": data_id,
+        }
         stream = {k: v for k, v in stream.items() if v is not None}
         stream |= {"callbackRules": callback_rules, "returnPreSpeech": return_pre_speech}
-        return {"speechStream": [stream], **self._auth(), **({"tasks": list(tasks)} if tasks else {})}
+        return {
+            "speechStream": [stream],
+            **self._auth(),
+            **({"tasks": list(tasks)} if tasks else {}),
+        }
 
     def close_body(self, task_id: str) -> dict[str, Any]:
         return {"speechStream": [{"requestId": task_id}], **self._auth()}
 
-    def submit_stream(self, data_id: str | None, url: str, *, callback_url: str, **options: Any) -> TupuSubmitted:
-        """Start moderating a live stream; ``data_id`` (the caller's key) is sent as ``forumId``."""
+    def submit_stream(
+        self, data_id: str | None, url: str, *, callback_url: str, **options: Any
+    ) -> TupuSubmitted:
+        """Start moderating a live stream; ``data_id`` (the caller's key) goes as ``forumId``.
+
+        ``options``: as for :meth:`stream_body` (callback_rules, return_pre_speech,
+        room_id, user_id, tasks).
+        """
         body = self.stream_body(data_id, url, callback_url=callback_url, **options)
         item = first_result(self._post(SUBMIT_PATH, body))
         return TupuSubmitted(str(item["requestId"]), url, data_id, item)
@@ -260,11 +303,13 @@ class TupuClient:
 
     def unwrap(self, body: Any) -> dict[str, Any]:
         """A response's data: verified when it is signed and Tupu's public key is configured."""
-        if isinstance(body, dict) and "json" in body and "signature" in body:
-            return verify_signed(body, self._public_key) if self._public_key else _parse_json(body["json"])
         if not isinstance(body, dict):
             raise BadResponse(VENDOR, "response is not an object")
-        return body
+        if "json" not in body or "signature" not in body:
+            return body
+        if self._public_key is None:
+            return _parse_json(str(body["json"]))
+        return verify_signed(body, self._public_key)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = self.endpoint + path.format(secret_id=self.signer.secret_id)

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from config.settings import get_settings, reset_settings
+from config.broker import stop_embedded_redis
+from config.settings import EMBEDDED_BROKER, get_settings, reset_settings
 from workers import console
 from workers.processes import free_port, running, voxqueue_command, wait_http
 
@@ -55,6 +56,8 @@ def run_demo(keep: bool = False) -> int:
         if keep:
             console.err.print("--keep: press Ctrl-C to stop the sandbox and the worker")
             _sleep_forever()
+    if settings.broker_url == EMBEDDED_BROKER:
+        stop_embedded_redis(settings.var_dir)  # leave nothing running behind
     return 0 if ok else 1
 
 

@@ -15,10 +15,18 @@ from vendors.tc3 import Credentials
 SEED_KEY = "bLcPnl88WU30VY57ipRhSePfPdOfSruK"
 SEED_SECRET_ID = "AKIDUfLUEUigQiXqm7CVSspKJnuaiIKtxqAv"
 SEED_PARAMS = {
-    "projectid": 0, "sub_service_type": 0, "engine_model_type": 1,
-    "url": "http://test.qq.com/voice_url", "res_text_format": 0, "res_type": 1,
-    "callback_url": "http://test.qq.com/rec_callback", "source_type": 0,
-    "secretid": SEED_SECRET_ID, "timestamp": 1473752207, "expired": 1473752807, "nonce": 44925,
+    "projectid": 0,
+    "sub_service_type": 0,
+    "engine_model_type": 1,
+    "url": "http://test.qq.com/voice_url",
+    "res_text_format": 0,
+    "res_type": 1,
+    "callback_url": "http://test.qq.com/rec_callback",
+    "source_type": 0,
+    "secretid": SEED_SECRET_ID,
+    "timestamp": 1473752207,
+    "expired": 1473752807,
+    "nonce": 44925,
 }
 SEED_STRING = (
     "POSTaai.qcloud.com/asr/v1/2000001?callback_url=http://test.qq.com/rec_callback"
@@ -36,19 +44,26 @@ def seed_client(endpoint: str = "https://aai.qcloud.com", **kwargs) -> asr.AsrCl
 
 def build_seed(client: asr.AsrClient) -> asr.AsrRequest:
     return client.build_submit(
-        callback_url="http://test.qq.com/rec_callback", url="http://test.qq.com/voice_url",
-        timestamp=1473752207, nonce=44925,
+        callback_url="http://test.qq.com/rec_callback",
+        url="http://test.qq.com/voice_url",
+        timestamp=1473752207,
+        nonce=44925,
     )
 
 
 # -- signer ---------------------------------------------------------------------
 def test_string_to_sign_matches_seed():
     signer = asr.AsrSigner(SEED_KEY)
-    assert signer.string_to_sign("POST", "aai.qcloud.com/asr/v1/2000001", SEED_PARAMS) == SEED_STRING
+    assert (
+        signer.string_to_sign("POST", "aai.qcloud.com/asr/v1/2000001", SEED_PARAMS) == SEED_STRING
+    )
 
 
 def test_signature_matches_seed_vector():
-    assert asr.AsrSigner(SEED_KEY).sign("post", "aai.qcloud.com/asr/v1/2000001", SEED_PARAMS) == SEED_SIGNATURE
+    assert (
+        asr.AsrSigner(SEED_KEY).sign("post", "aai.qcloud.com/asr/v1/2000001", SEED_PARAMS)
+        == SEED_SIGNATURE
+    )
 
 
 def test_signer_repr_hides_key():
@@ -71,7 +86,10 @@ def test_signed_host_path_follows_endpoint(endpoint, expected):
 # -- request building -------------------------------------------------------------
 def test_client_reproduces_seed_vector_end_to_end():
     request = build_seed(seed_client())
-    assert request.headers == {"Authorization": SEED_SIGNATURE, "Content-Type": "application/octet-stream"}
+    assert request.headers == {
+        "Authorization": SEED_SIGNATURE,
+        "Content-Type": "application/octet-stream",
+    }
     assert request.params == {k: str(v) for k, v in SEED_PARAMS.items()}
     assert request.body == b""
 
@@ -80,7 +98,9 @@ def test_url_on_the_wire_is_sorted_and_percent_encoded():
     request = build_seed(seed_client())
     parts = urlsplit(request.url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://aai.qcloud.com/asr/v1/2000001"
-    assert parts.query.startswith("callback_url=http%3A%2F%2Ftest.qq.com%2Frec_callback&engine_model_type=1&")
+    assert parts.query.startswith(
+        "callback_url=http%3A%2F%2Ftest.qq.com%2Frec_callback&engine_model_type=1&"
+    )
     pairs = parse_qsl(parts.query)
     assert [k for k, _ in pairs] == sorted(SEED_PARAMS)
     assert dict(pairs) == request.params
@@ -94,7 +114,9 @@ def test_sandbox_endpoint_signs_its_own_host():
 
 
 def test_body_source_sends_audio_without_url_param():
-    client = asr.AsrClient("https://aai.qcloud.com", "42", Credentials("id", "key"), clock=lambda: 1_700_000_000)
+    client = asr.AsrClient(
+        "https://aai.qcloud.com", "42", Credentials("id", "key"), clock=lambda: 1_700_000_000
+    )
     request = client.build_submit(callback_url="https://cb.example/asr", audio=b"RIFF....")
     assert request.body == b"RIFF...."
     assert request.params["source_type"] == "1"
@@ -119,7 +141,9 @@ def test_audio_up_to_five_megabytes_is_accepted():
 
 def test_audio_over_five_megabytes_is_invalid_input():
     with pytest.raises(InvalidInput) as caught:
-        seed_client().build_submit(callback_url="https://cb", audio=b"\0" * (asr.MAX_BODY_BYTES + 1))
+        seed_client().build_submit(
+            callback_url="https://cb", audio=b"\0" * (asr.MAX_BODY_BYTES + 1)
+        )
     assert caught.value.reason == "audio_too_large"
     assert caught.value.disposition is Disposition.PERMANENT
 
@@ -156,7 +180,9 @@ def test_nonce_over_ten_digits_is_refused():
 @pytest.mark.parametrize("expires_in", [0, 90 * 24 * 3600])
 def test_expiry_must_stay_under_ninety_days(expires_in):
     with pytest.raises(ValueError):
-        asr.AsrClient("https://aai.qcloud.com", "1", Credentials("id", "key"), expires_in=expires_in)
+        asr.AsrClient(
+            "https://aai.qcloud.com", "1", Credentials("id", "key"), expires_in=expires_in
+        )
 
 
 def test_client_repr_hides_secret():
@@ -170,14 +196,38 @@ def test_submit_response_success():
     assert submitted.request_id == "500"
 
 
-PERMANENT_CODES = [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012,
-                   1013, 1014, 1016, 1018, 1019, 1021, 1023, 1026, 1029, 1031]
+PERMANENT_CODES = [
+    1000,
+    1001,
+    1002,
+    1003,
+    1004,
+    1005,
+    1006,
+    1007,
+    1008,
+    1009,
+    1010,
+    1011,
+    1012,
+    1013,
+    1014,
+    1016,
+    1018,
+    1019,
+    1021,
+    1023,
+    1026,
+    1029,
+    1031,
+]
 RETRY_CODES = [1020, 1024, 1028, 1033]
 
 
 @pytest.mark.parametrize(
     ("code", "disposition"),
-    [(c, Disposition.PERMANENT) for c in PERMANENT_CODES] + [(c, Disposition.RETRY) for c in RETRY_CODES],
+    [(c, Disposition.PERMANENT) for c in PERMANENT_CODES]
+    + [(c, Disposition.RETRY) for c in RETRY_CODES],
 )
 def test_every_seed_code_has_a_disposition(code, disposition):
     with pytest.raises(VendorError) as caught:
@@ -187,8 +237,15 @@ def test_every_seed_code_has_a_disposition(code, disposition):
     assert caught.value.reason != "unknown_code"
 
 
-@pytest.mark.parametrize(("code", "reason"), [(1031, "audio_too_large"), (1029, "signature_mismatch"),
-                                              (1020, "server_error"), (1028, "replay_rejected")])
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (1031, "audio_too_large"),
+        (1029, "signature_mismatch"),
+        (1020, "server_error"),
+        (1028, "replay_rejected"),
+    ],
+)
 def test_reasons_are_readable(code, reason):
     assert asr.error_for(code).reason == reason
 
@@ -198,7 +255,9 @@ def test_unknown_code_is_permanent():
     assert (error.disposition, error.reason) == (Disposition.PERMANENT, "unknown_code")
 
 
-@pytest.mark.parametrize("body", [{"message": "no code"}, ["not", "a", "dict"], {"code": 0, "message": "ok"}])
+@pytest.mark.parametrize(
+    "body", [{"message": "no code"}, ["not", "a", "dict"], {"code": 0, "message": "ok"}]
+)
 def test_malformed_submit_responses(body):
     with pytest.raises(BadResponse):
         asr.parse_submit_response(body)
@@ -206,10 +265,18 @@ def test_malformed_submit_responses(body):
 
 # -- callbacks -----------------------------------------------------------------------
 def test_json_callback():
-    result = asr.parse_callback({
-        "code": 0, "message": "成功", "requestId": 500, "appid": 2000001, "projectid": 0,
-        "audioUrl": "http://test.qq.com/voice_url", "text": "[0:0.000,0:2.520]  今天天气不错。", "audioTime": 2.52,
-    })
+    result = asr.parse_callback(
+        {
+            "code": 0,
+            "message": "成功",
+            "requestId": 500,
+            "appid": 2000001,
+            "projectid": 0,
+            "audioUrl": "http://test.qq.com/voice_url",
+            "text": "[0:0.000,0:2.520]  今天天气不错。",
+            "audioTime": 2.52,
+        }
+    )
     assert (result.request_id, result.code, result.audio_time) == ("500", 0, 2.52)
     assert result.text.endswith("今天天气不错。")
     assert result.ok and result.error() is None
@@ -218,15 +285,23 @@ def test_json_callback():
 
 
 def test_form_callback_with_string_values():
-    result = asr.parse_callback({"code": "0", "message": "success", "requestId": "501", "text": "hi", "audioTime": "1.5"})
+    result = asr.parse_callback(
+        {"code": "0", "message": "success", "requestId": "501", "text": "hi", "audioTime": "1.5"}
+    )
     assert (result.code, result.audio_time, result.text) == (0, 1.5, "hi")
 
 
 def test_failed_callback_maps_its_code():
-    result = asr.parse_callback({"code": "1020", "message": "internal", "requestId": "502", "text": ""})
+    result = asr.parse_callback(
+        {"code": "1020", "message": "internal", "requestId": "502", "text": ""}
+    )
     error = result.error()
     assert not result.ok
-    assert (error.disposition, error.reason, error.request_id) == (Disposition.RETRY, "server_error", "502")
+    assert (error.disposition, error.reason, error.request_id) == (
+        Disposition.RETRY,
+        "server_error",
+        "502",
+    )
 
 
 def test_callback_without_code_is_bad_response():

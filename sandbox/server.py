@@ -1,0 +1,137 @@
+"""Running the sandbox: blocking (``run``), in a test thread (``SandboxThread``), from env.
+
+``python -m sandbox.server --port 8900`` serves it with settings from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Mapping
+
+from aiohttp import web
+
+from sandbox.core import FaultRule, SandboxConfig, ServiceFactory, create_app, sandbox_of
+
+SHUTDOWN_TIMEOUT_S = 2.0
+
+
+def config_from_env(env: Mapping[str, str] | None = None) -> SandboxConfig:
+    """Settings from ``VOXQUEUE_TENCENT_*`` and ``VOXQUEUE_SANDBOX_{LATENCY_MS,FAULTS,SEED}``."""
+    env = os.environ if env is None else env
+    seed = env.get("VOXQUEUE_SANDBOX_SEED")
+    return SandboxConfig(
+        tencent_secret_id=env.get("VOXQUEUE_TENCENT_SECRET_ID", ""),
+        tencent_secret_key=env.get("VOXQUEUE_TENCENT_SECRET_KEY", ""),
+        tencent_token=env.get("VOXQUEUE_TENCENT_TOKEN") or None,
+        latency_ms=float(env.get("VOXQUEUE_SANDBOX_LATENCY_MS", 0)),
+        seed=int(seed) if seed else None,
+        faults=[FaultRule.from_dict(d) for d in json.loads(env.get("VOXQUEUE_SANDBOX_FAULTS") or "[]")],
+    )
+
+
+async def _serve(app: web.Application, host: str, port: int, ready: Callable[[str], None], stop: asyncio.Event) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        ready(f"http://{bound_host}:{bound_port}")
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(host: str, port: int, config: SandboxConfig) -> None:
+    """Serve until interrupted; prints ``sandbox listening on http://HOST:PORT`` once ready."""
+
+    def ready(url: str) -> None:
+        print(f"sandbox listening on {url}", flush=True)
+
+    async def main() -> None:
+        await _serve(create_app(config), host, port, ready, asyncio.Event())
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+class SandboxThread:
+    """The sandbox on 127.0.0.1 and a free port, in a background thread with its own loop.
+
+    ``with SandboxThread(config) as sandbox: requests.post(sandbox.url + "/", ...)``
+    """
+
+    def __init__(self, config: SandboxConfig, services: list[ServiceFactory] | None = None) -> None:
+        self.config = config
+        self.app = create_app(config, services)
+        self.url = ""
+        self._ready: Future[str] = Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="sandbox", daemon=True)
+
+    def __enter__(self) -> SandboxThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+        self.url = self._ready.result(timeout=10)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=SHUTDOWN_TIMEOUT_S + 5)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the sandbox's loop (where its state lives) and return its result."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        assert self._loop is not None, "not started"
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        """The same JSON as ``GET /_sandbox/stats``."""
+        return self.call(sandbox_of(self.app).snapshot)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:
+            if self._ready.done():
+                raise
+            self._ready.set_exception(exc)  # start() raises it
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        await _serve(self.app, "127.0.0.1", 0, self._ready.set_result, self._stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8900)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_env()
+    except ValueError as exc:
+        print(f"error: bad sandbox settings: {exc}", file=sys.stderr)
+        return 2
+    run(args.host, args.port, config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

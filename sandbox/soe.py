@@ -1,0 +1,250 @@
+"""Tencent Smart Oral Evaluation (SOE, 2018-07-24) in the sandbox.
+
+Actions: TransmitOralProcessWithInit, InitOralProcess, TransmitOralProcess and
+KeywordEvaluate, behind the Tencent front door (:mod:`sandbox.tencent`). The chunk
+rules are in :mod:`sandbox.soe_session`; scores come from :func:`score`, a pure
+function of the reassembled audio and the inputs, so tests can predict them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import random
+import re
+from typing import Any, Callable
+
+from aiohttp import web
+
+from sandbox.core import Sandbox, VendorService
+from sandbox.soe_session import BASE64_DECODE_FAILED, REF_TEXT_EMPTY, RESULT_EXPIRED, SERVER_OVERLOAD
+from sandbox.soe_session import SESSION_EXPIRED, PAST_SEQ_ID_LOSE, Chunk, Session
+from sandbox.tencent import INVALID_PARAMETER, INVALID_PARAMETER_VALUE, MISSING_PARAMETER, TencentError, mount
+
+FREE_SPEECH = 3
+BYTES_PER_MS = 32  # 16 kHz, 16-bit, mono
+_WORD = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
+
+
+def score(audio: bytes, ref_text: str, eval_mode: int, score_coeff: float) -> dict[str, Any]:
+    """Deterministic SOE-shaped scores for ``audio`` read against ``ref_text``.
+
+    Seeded by sha256 of the inputs; one word per English word or Chinese character of
+    ``ref_text``; harsher (lower accuracy) as ``score_coeff`` goes from 1.0 to 4.0.
+    ``SuggestedScore = PronAccuracy * PronCompletion * (2 - PronCompletion)`` as documented.
+    """
+    seed = hashlib.sha256(f"{ref_text}\0{eval_mode}\0{float(score_coeff)!r}\0".encode() + audio).digest()
+    rng = random.Random(int.from_bytes(seed, "big"))
+    words = _words(rng, _WORD.findall(ref_text), len(audio) // BYTES_PER_MS, 0.75 + score_coeff / 4)
+    accuracy = _mean([w["PronAccuracy"] for w in words]) if words else rng.uniform(40, 95)
+    fluency = _mean([w["PronFluency"] for w in words]) if words else rng.uniform(0.5, 1)
+    completion = round(rng.uniform(0.7, 1.0), 3)
+    return {
+        "SuggestedScore": round(accuracy * completion * (2 - completion), 2),
+        "PronAccuracy": round(accuracy, 2),
+        "PronFluency": round(fluency, 3),
+        "PronCompletion": completion,
+        "Words": words,
+        "SentenceInfoSet": [],
+    }
+
+
+def _words(rng: random.Random, tokens: list[str], duration_ms: int, harshness: float) -> list[dict[str, Any]]:
+    n = len(tokens)
+    return [
+        {
+            "Word": word,
+            "PronAccuracy": round(max(0.0, 100 - (100 - rng.uniform(60, 100)) * harshness), 2),
+            "PronFluency": round(rng.uniform(0.6, 1.0), 3),
+            "MatchTag": 0,
+            "MemBeginTime": i * duration_ms // n,
+            "MemEndTime": (i + 1) * duration_ms // n,
+            "PhoneInfos": [],
+        }
+        for i, word in enumerate(tokens)
+    ]
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def keyword_scores(audio: bytes, keywords: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KeywordEvaluate's ``KeywordScores``: :func:`score` of each keyword."""
+    return [_keyword_score(audio, kw) for kw in keywords]
+
+
+def _keyword_score(audio: bytes, keyword: dict[str, Any]) -> dict[str, Any]:
+    ref = keyword["RefText"]
+    s = score(audio, ref, int(keyword.get("EvalMode", 0)), float(keyword.get("ScoreCoeff", 1.0)))
+    return {"Keyword": ref, **{k: s[k] for k in ("PronAccuracy", "PronFluency", "PronCompletion", "Words", "SuggestedScore")}}
+
+
+# -- request parameters -------------------------------------------------------------
+def _get(params: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    value = params.get(name, default)
+    if value is None:
+        raise TencentError(MISSING_PARAMETER, f"The request is missing a required parameter `{name}`")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise TencentError(INVALID_PARAMETER, f"`{name}` must be {kind.__name__}") from None
+
+
+def _decode(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise TencentError(BASE64_DECODE_FAILED, "UserVoiceData is not valid base64") from None
+
+
+def _chunk(params: dict[str, Any], one_shot: bool) -> Chunk:
+    chunk = Chunk(
+        seq_id=1 if one_shot else _get(params, "SeqId", int, 1),
+        data=_decode(_get(params, "UserVoiceData", str)),
+        is_end=one_shot or _get(params, "IsEnd", int, 0) == 1,
+        voice_file_type=_get(params, "VoiceFileType", int, 1),
+    )
+    chunk.check()
+    return chunk
+
+
+def _oral_params(params: dict[str, Any]) -> dict[str, Any]:
+    oral = {
+        "RefText": _get(params, "RefText", str, ""),
+        "EvalMode": _get(params, "EvalMode", int, 0),
+        "ScoreCoeff": _get(params, "ScoreCoeff", float, 1.0),
+        "ServerType": _get(params, "ServerType", int, 0),
+        "WorkMode": _get(params, "WorkMode", int, 0),
+    }
+    if not oral["RefText"].strip() and oral["EvalMode"] != FREE_SPEECH:
+        raise TencentError(REF_TEXT_EMPTY, "RefText is empty")
+    if not 1.0 <= oral["ScoreCoeff"] <= 4.0:
+        raise TencentError(INVALID_PARAMETER_VALUE, "ScoreCoeff must be within 1.0..4.0")
+    return oral
+
+
+def _keyword_params(params: dict[str, Any]) -> dict[str, Any]:
+    keywords = params.get("Keywords")
+    if not isinstance(keywords, list) or not keywords or not all(isinstance(k, dict) for k in keywords):
+        raise TencentError(INVALID_PARAMETER_VALUE, "Keywords must be a non-empty list of Keyword objects")
+    if any(not str(k.get("RefText", "")).strip() for k in keywords):
+        raise TencentError(REF_TEXT_EMPTY, "A keyword's RefText is empty")
+    return {"Keywords": keywords}
+
+
+# -- answers ------------------------------------------------------------------------
+EVALUATING = {"PronAccuracy": -1, "PronFluency": -1, "PronCompletion": -1, "SuggestedScore": 0,
+              "Words": [], "SentenceInfoSet": []}
+
+
+def _answer(session: Session, final: bool) -> dict[str, Any]:
+    if session.kind == "keyword":
+        return {"KeywordScores": session.result if final else [], "SessionId": session.session_id}
+    fields = session.result if final else EVALUATING
+    status = "Finished" if final else "Evaluating"
+    return {**fields, "SessionId": session.session_id, "Status": status, "AudioUrl": ""}
+
+
+def _of_kind(session: Session, kind: str) -> Session:
+    if session.kind != kind:
+        raise TencentError(INVALID_PARAMETER_VALUE, "SessionId belongs to another kind of evaluation")
+    return session
+
+
+class SoeService(VendorService):
+    name = "soe"
+    version = "2018-07-24"
+    overload_code = SERVER_OVERLOAD
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox)
+        self.sessions: dict[str, Session] = {}
+        self.actions = {
+            "TransmitOralProcessWithInit": self.transmit_with_init,
+            "InitOralProcess": self.init_oral_process,
+            "TransmitOralProcess": self.transmit,
+            "KeywordEvaluate": self.keyword_evaluate,
+        }
+
+    def add_routes(self, app: web.Application) -> None:
+        mount(app, self)
+
+    def reset(self) -> None:
+        self.sessions.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"sessions": {sid: s.snapshot() for sid, s in self.sessions.items()}}
+
+    # -- actions --------------------------------------------------------------------
+    def transmit_with_init(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._evaluate(params, "oral", lambda sid: self._new_oral(sid, params))
+
+    def keyword_evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._evaluate(params, "keyword", lambda sid: Session(sid, "keyword", _keyword_params(params)))
+
+    def transmit(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._evaluate(params, "oral", None)
+
+    def init_oral_process(self, params: dict[str, Any]) -> dict[str, Any]:
+        sid = _get(params, "SessionId", str)
+        session = self._new_oral(sid, params)
+        existing = self._live(sid)
+        if existing is None:
+            self.sessions[sid] = session
+        elif existing.params != session.params:
+            raise TencentError(INVALID_PARAMETER_VALUE, "SessionId is already initialised with other parameters")
+        return {"SessionId": sid}
+
+    # -- the shared chunk flow ------------------------------------------------------
+    def _evaluate(self, params: dict[str, Any], kind: str, create: Callable[[str], Session] | None) -> dict[str, Any]:
+        sid = _get(params, "SessionId", str)
+        if _get(params, "IsQuery", int, 0) == 1:
+            return self._query(sid, kind)
+        session = self._live(sid)
+        one_shot = session.one_shot if session else _get(params, "WorkMode", int, 0) == 1
+        chunk = _chunk(params, one_shot)
+        session = _of_kind(session or self._start(sid, chunk.seq_id, create), kind)
+        if session.accept(chunk):
+            self._finish(session)
+        self.sessions[sid] = session  # a new session is kept once its first chunk is accepted
+        return _answer(session, session.answers_final(chunk.seq_id))
+
+    def _live(self, sid: str) -> Session | None:
+        """The session, or None. An expired one is forgotten and answers SessionExpired,
+        so the SessionId can start over from SeqId 1."""
+        session = self.sessions.get(sid)
+        if session is not None and session.expired(self.config.soe_session_ttl_s):
+            del self.sessions[sid]
+            raise TencentError(SESSION_EXPIRED, "The session has expired; start a new session")
+        return session
+
+    def _start(self, sid: str, seq_id: int, create: Callable[[str], Session] | None) -> Session:
+        if create is None:
+            raise TencentError(SESSION_EXPIRED, "The session does not exist; call InitOralProcess first")
+        if seq_id > 1:
+            raise TencentError(PAST_SEQ_ID_LOSE, "The session does not exist: resend from SeqId 1")
+        return create(sid)
+
+    def _new_oral(self, sid: str, params: dict[str, Any]) -> Session:
+        oral = _oral_params(params)
+        return Session(sid, "oral", oral, one_shot=oral["WorkMode"] == 1)
+
+    def _finish(self, session: Session) -> None:
+        audio = session.take_audio()
+        p = session.params
+        if session.kind == "keyword":
+            session.result = keyword_scores(audio, p["Keywords"])
+        else:
+            session.result = score(audio, p["RefText"], p["EvalMode"], p["ScoreCoeff"])
+        self.stats.accept(self.name, session.session_id)
+
+    def _query(self, sid: str, kind: str) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        if session is None:
+            raise TencentError(SESSION_EXPIRED, "The session does not exist")
+        if session.expired(self.config.soe_session_ttl_s):
+            del self.sessions[sid]
+            raise TencentError(RESULT_EXPIRED if session.finished else SESSION_EXPIRED, "The session has expired")
+        return _answer(_of_kind(session, kind), session.finished)

@@ -1,0 +1,116 @@
+"""A pipeline of real processes: the sandbox, Celery workers, Redis and a database.
+
+Credentials are generated per test. Processes write their output to files in
+the test's temporary directory, which are printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import secrets
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from workers.processes import free_port, running, voxqueue_command, wait_http
+
+CHUNK_BYTES = 4096
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    sandbox_url: str
+    logs: Path
+    stack: ExitStack
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    def cli(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(voxqueue_command(*args), env=self.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"voxqueue {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+        return proc
+
+    def start_worker(self, *args: str, name: str = "worker") -> subprocess.Popen:
+        log = self.logs / f"{name}-{len(self.workers)}.log"
+        proc = self.stack.enter_context(running(voxqueue_command("worker", *args), self.env, log))
+        self.workers.append(proc)
+        return proc
+
+    def report(self, batch: str) -> list[dict]:
+        return json.loads(self.cli("report", "--batch", batch).stdout)
+
+    def sandbox(self, path: str, payload: dict | None = None) -> dict:
+        url = f"{self.sandbox_url}/_sandbox/{path}"
+        r = requests.post(url, json=payload, timeout=10) if payload is not None else requests.get(url, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+
+@pytest.fixture
+def pipeline(database_url, redis_url, tmp_path, request) -> Iterator[Pipeline]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ) | {
+        "VOXQUEUE_DATABASE_URL": database_url,
+        "VOXQUEUE_BROKER_URL": redis_url,
+        "VOXQUEUE_VAR_DIR": str(tmp_path / "var"),
+        "VOXQUEUE_TENCENT_SECRET_ID": "test-" + secrets.token_hex(6),
+        "VOXQUEUE_TENCENT_SECRET_KEY": secrets.token_hex(16),
+        "VOXQUEUE_SOE_ENDPOINT": url,
+        "VOXQUEUE_SOE_CHUNK_BYTES": str(CHUNK_BYTES),
+        "VOXQUEUE_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    logs = tmp_path / "logs"
+    with ExitStack() as stack:
+        sbx = stack.enter_context(running(voxqueue_command("sandbox", "--port", str(port)), env, logs / "sandbox.log"))
+        wait_http(url + "/_sandbox/health", sbx)
+        yield Pipeline(env, url, logs, stack)
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for log in sorted(logs.glob("*.log")):
+            print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-6000:]}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def write_speech_like_wav(path: Path, seconds: float, seed: int) -> Path:
+    """A 16 kHz mono 16-bit WAV whose content differs per seed (so scores differ)."""
+    rng = random.Random(seed)
+    freq = rng.uniform(120, 400)
+    frames = bytearray()
+    for n in range(int(16000 * seconds)):
+        value = int(8000 * math.sin(2 * math.pi * freq * n / 16000) + rng.randint(-500, 500))
+        frames += value.to_bytes(2, "little", signed=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(bytes(frames))
+    return path
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

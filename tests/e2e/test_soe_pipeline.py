@@ -1,0 +1,93 @@
+"""SOE end to end: manifest → ingest → Celery worker → sandbox → database → report."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from sandbox.soe import score
+from tests.e2e.conftest import CHUNK_BYTES, write_speech_like_wav
+
+pytestmark = [pytest.mark.e2e]
+
+WORDS = ["red", "green", "the quick brown fox", "good morning", "she sells sea shells", "hello world"]
+
+
+def make_manifest(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "readings.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "audio", "ref_text", "eval_mode", "score_coeff"])
+        for i in range(count):
+            seconds = 0.05 + (i % 10) * 0.06  # 1.6 KB .. 19 KB: 1 to 5 chunks of 4 KB
+            write_speech_like_wav(folder / f"pupil{i:03}.wav", seconds, seed=i)
+            mode = "word" if i % 7 == 0 else "sentence"
+            writer.writerow([f"pupil-{i:03}", f"pupil{i:03}.wav", WORDS[i % len(WORDS)], mode, 1 + (i % 4)])
+    return manifest
+
+
+def expected_score(audio: Path, ref_text: str, eval_mode: int, coeff: float) -> dict:
+    return score(audio.read_bytes(), ref_text, eval_mode, coeff)
+
+
+def check_scores(report: list[dict], folder: Path) -> None:
+    for row in report:
+        i = int(row["id"].split("-")[1])
+        audio = folder / f"pupil{i:03}.wav"
+        expected = expected_score(audio, WORDS[i % len(WORDS)], 0 if i % 7 == 0 else 1, float(1 + (i % 4)))
+        soe = row["soe"]
+        assert row["status"] == "done", row
+        assert soe["suggested_score"] == expected["SuggestedScore"], row["id"]
+        assert soe["pron_accuracy"] == expected["PronAccuracy"], row["id"]
+        assert soe["pron_fluency"] == expected["PronFluency"], row["id"]
+        assert soe["pron_completion"] == expected["PronCompletion"], row["id"]
+        assert soe["chunks"] == math.ceil(audio.stat().st_size / CHUNK_BYTES), row["id"]
+
+
+def test_fifty_files_scored_exactly_once(pipeline, tmp_path):
+    folder = tmp_path / "readings"
+    manifest = make_manifest(folder, 50)
+    pipeline.start_worker("-c", "4")
+
+    ingested = pipeline.cli("ingest", str(manifest))
+    assert "batch readings: 50 accepted, 0 rejected" in ingested.stdout
+    pipeline.cli("wait", "--batch", "readings", "--timeout", "120")
+
+    report = pipeline.report("readings")
+    assert [r["id"] for r in report] == [f"pupil-{i:03}" for i in range(50)]
+    check_scores(report, folder)
+    stats = pipeline.sandbox("stats")
+    accepted = stats["accepted"]["soe"]
+    assert sorted(accepted) == sorted(r["soe"]["session_id"] for r in report)
+    assert set(accepted.values()) == {1}
+
+    before = stats["requests"]
+    again = pipeline.cli("ingest", str(manifest))
+    assert "0 accepted, 0 rejected, 50 already recorded" in again.stdout
+    assert len(pipeline.report("readings")) == 50
+    assert pipeline.sandbox("stats")["requests"] == before
+
+
+def test_dropped_connections_and_throttling_still_score_every_file(pipeline, tmp_path):
+    folder = tmp_path / "readings"
+    manifest = make_manifest(folder, 24)
+    pipeline.sandbox("config", {"seed": 7, "faults": [
+        {"kind": "drop", "service": "soe", "rate": 0.1},
+        {"kind": "drop_after", "service": "soe", "rate": 0.1},
+        {"kind": "throttle", "service": "soe", "rate": 0.15},
+    ]})
+    pipeline.start_worker("-c", "4")
+
+    pipeline.cli("ingest", str(manifest))
+    pipeline.cli("wait", "--batch", "readings", "--timeout", "150")
+
+    report = pipeline.report("readings")
+    check_scores(report, folder)
+    stats = pipeline.sandbox("stats")
+    assert stats["faults"].get("drop", 0) > 0 and stats["faults"].get("throttle", 0) > 0
+    assert stats["faults"].get("drop_after", 0) > 0
+    assert set(stats["accepted"]["soe"].values()) == {1}
