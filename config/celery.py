@@ -61,7 +61,8 @@ def celery_config(settings: Settings) -> dict:
         "task_serializer": "json",
         "accept_content": ["json"],
         "beat_schedule": beat_schedule(),
-        "redbeat_redis_url": url,
+        "redbeat_redis_url": url.replace("redis+socket://", "unix://"),
+        "redbeat_key_prefix": "voxqueue:redbeat:",
         "redbeat_lock_timeout": 30,
         "beat_max_loop_interval": 5,
     }

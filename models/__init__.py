@@ -3,6 +3,7 @@ from models.entities import (
     TERMINAL_CHECK,
     TERMINAL_JOB,
     Batch,
+    CallbackEvent,
     Check,
     CheckStatus,
     Job,
@@ -10,5 +11,5 @@ from models.entities import (
 )
 
 __all__ = [
-    "Base", "Batch", "Check", "CheckStatus", "Job", "JobStatus", "TERMINAL_CHECK", "TERMINAL_JOB",
+    "Base", "Batch", "CallbackEvent", "Check", "CheckStatus", "Job", "JobStatus", "TERMINAL_CHECK", "TERMINAL_JOB",
 ]

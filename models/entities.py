@@ -75,6 +75,7 @@ class Check(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "service", name="uq_checks_job_service"),
         Index("ix_checks_service_status", "service", "status"),
+        Index("ix_checks_service_vendor_task", "service", "vendor_task_id"),
     )
 
     id: Mapped[intpk]
@@ -86,6 +87,7 @@ class Check(Base):
     vendor_task_id: Mapped[str | None] = mapped_column(String(256))
     session_id: Mapped[str | None] = mapped_column(String(128))
     chunks_sent: Mapped[int] = mapped_column(Integer, default=0)  # SOE checkpoint
+    polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # result polls so far
     chunks_total: Mapped[int | None]
     suggested_score: Mapped[float | None] = mapped_column(Float)
     pron_accuracy: Mapped[float | None] = mapped_column(Float)
@@ -105,3 +107,20 @@ class Check(Base):
     finished_at: Mapped[dt.datetime | None]
 
     job: Mapped[Job] = relationship(back_populates="checks")
+
+
+class CallbackEvent(Base):
+    """A vendor callback as received: kept whole (secrets removed), merged by a task."""
+
+    __tablename__ = "callback_events"
+    __table_args__ = (Index("ix_callback_events_vendor_task", "vendor", "vendor_task_id"),)
+
+    id: Mapped[intpk]
+    vendor: Mapped[short_str]
+    vendor_task_id: Mapped[str | None] = mapped_column(String(256))
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(16), default="received")  # received|merged|unknown|ignored
+    body: Mapped[dict[str, Any]]
+    note: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[created]
+    merged_at: Mapped[dt.datetime | None]

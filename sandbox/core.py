@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from sandbox.stats import Stats, peak_in_window  # noqa: F401  (part of this module's API)
+from sandbox.stats import PeakRate, Stats, peak_in_window  # noqa: F401  (part of this module's API)
 
 FAULT_KINDS = ("throttle", "error5xx", "drop", "drop_after", "slow", "overload")
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Shumei RAW audio is base64 of up to 15 MB
@@ -74,6 +75,11 @@ class SandboxConfig:
     gme_biz_id: int | None = None
     gme_callback_key: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # fault rules may be given as dicts (JSON)
+        self.faults = [
+            f if isinstance(f, FaultRule) else FaultRule.from_dict(f) for f in self.faults
+        ]
 
 
 def _rules(items: list[dict[str, Any]]) -> list[FaultRule]:
@@ -243,7 +249,9 @@ def _default_services() -> list[ServiceFactory]:
     return [SoeService]
 
 
-def create_app(config: SandboxConfig, services: list[ServiceFactory] | None = None) -> web.Application:
+def create_app(
+    config: SandboxConfig, services: list[ServiceFactory] | None = None
+) -> web.Application:
     """The sandbox app; ``services`` are factories (usually classes) taking the :class:`Sandbox`."""
     from sandbox.control import add_control_routes
     from sandbox.faults import fault_middleware

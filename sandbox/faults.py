@@ -5,8 +5,8 @@ Control routes (``/_sandbox/...``) and unknown paths pass straight through.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from aiohttp import web
 

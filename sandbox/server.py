@@ -11,8 +11,9 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -31,12 +32,18 @@ def config_from_env(env: Mapping[str, str] | None = None) -> SandboxConfig:
         tencent_token=env.get("VOXQUEUE_TENCENT_TOKEN") or None,
         latency_ms=float(env.get("VOXQUEUE_SANDBOX_LATENCY_MS", 0)),
         seed=int(seed) if seed else None,
-        faults=[FaultRule.from_dict(d) for d in json.loads(env.get("VOXQUEUE_SANDBOX_FAULTS") or "[]")],
+        faults=[
+            FaultRule.from_dict(d) for d in json.loads(env.get("VOXQUEUE_SANDBOX_FAULTS") or "[]")
+        ],
     )
 
 
-async def _serve(app: web.Application, host: str, port: int, ready: Callable[[str], None], stop: asyncio.Event) -> None:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+async def _serve(
+    app: web.Application, host: str, port: int, ready: Callable[[str], None], stop: asyncio.Event
+) -> None:
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

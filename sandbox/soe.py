@@ -2,90 +2,54 @@
 
 Actions: TransmitOralProcessWithInit, InitOralProcess, TransmitOralProcess and
 KeywordEvaluate, behind the Tencent front door (:mod:`sandbox.tencent`). The chunk
-rules are in :mod:`sandbox.soe_session`; scores come from :func:`score`, a pure
-function of the reassembled audio and the inputs, so tests can predict them.
+rules are in :mod:`sandbox.soe_session`; scores come from :func:`score` (defined in
+:mod:`sandbox.soe_score`), a pure function of the reassembled audio and the inputs,
+so tests can predict them: ``from sandbox.soe import score``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import random
-import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from sandbox.core import Sandbox, VendorService
-from sandbox.soe_session import BASE64_DECODE_FAILED, REF_TEXT_EMPTY, RESULT_EXPIRED, SERVER_OVERLOAD
-from sandbox.soe_session import SESSION_EXPIRED, PAST_SEQ_ID_LOSE, Chunk, Session
-from sandbox.tencent import INVALID_PARAMETER, INVALID_PARAMETER_VALUE, MISSING_PARAMETER, TencentError, mount
+from sandbox.soe_score import keyword_scores, score  # score is part of this module's API
+from sandbox.soe_session import (
+    BASE64_DECODE_FAILED,
+    CANNOT_FIND_SESSION,
+    NEED_INIT,
+    PAST_SEQ_ID_LOSE,
+    REF_TEXT_EMPTY,
+    RESULT_EXPIRED,
+    SERVER_OVERLOAD,
+    SESSION_EXPIRED,
+    SESSION_ID_IN_USE,
+    Chunk,
+    Session,
+)
+from sandbox.tencent import (
+    INVALID_PARAMETER,
+    INVALID_PARAMETER_VALUE,
+    MISSING_PARAMETER,
+    TencentError,
+    mount,
+)
 
 FREE_SPEECH = 3
-BYTES_PER_MS = 32  # 16 kHz, 16-bit, mono
-_WORD = re.compile(r"[\u3400-\u9fff]|[A-Za-z0-9']+")
-
-
-def score(audio: bytes, ref_text: str, eval_mode: int, score_coeff: float) -> dict[str, Any]:
-    """Deterministic SOE-shaped scores for ``audio`` read against ``ref_text``.
-
-    Seeded by sha256 of the inputs; one word per English word or Chinese character of
-    ``ref_text``; harsher (lower accuracy) as ``score_coeff`` goes from 1.0 to 4.0.
-    ``SuggestedScore = PronAccuracy * PronCompletion * (2 - PronCompletion)`` as documented.
-    """
-    seed = hashlib.sha256(f"{ref_text}\0{eval_mode}\0{float(score_coeff)!r}\0".encode() + audio).digest()
-    rng = random.Random(int.from_bytes(seed, "big"))
-    words = _words(rng, _WORD.findall(ref_text), len(audio) // BYTES_PER_MS, 0.75 + score_coeff / 4)
-    accuracy = _mean([w["PronAccuracy"] for w in words]) if words else rng.uniform(40, 95)
-    fluency = _mean([w["PronFluency"] for w in words]) if words else rng.uniform(0.5, 1)
-    completion = round(rng.uniform(0.7, 1.0), 3)
-    return {
-        "SuggestedScore": round(accuracy * completion * (2 - completion), 2),
-        "PronAccuracy": round(accuracy, 2),
-        "PronFluency": round(fluency, 3),
-        "PronCompletion": completion,
-        "Words": words,
-        "SentenceInfoSet": [],
-    }
-
-
-def _words(rng: random.Random, tokens: list[str], duration_ms: int, harshness: float) -> list[dict[str, Any]]:
-    n = len(tokens)
-    return [
-        {
-            "Word": word,
-            "PronAccuracy": round(max(0.0, 100 - (100 - rng.uniform(60, 100)) * harshness), 2),
-            "PronFluency": round(rng.uniform(0.6, 1.0), 3),
-            "MatchTag": 0,
-            "MemBeginTime": i * duration_ms // n,
-            "MemEndTime": (i + 1) * duration_ms // n,
-            "PhoneInfos": [],
-        }
-        for i, word in enumerate(tokens)
-    ]
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def keyword_scores(audio: bytes, keywords: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """KeywordEvaluate's ``KeywordScores``: :func:`score` of each keyword."""
-    return [_keyword_score(audio, kw) for kw in keywords]
-
-
-def _keyword_score(audio: bytes, keyword: dict[str, Any]) -> dict[str, Any]:
-    ref = keyword["RefText"]
-    s = score(audio, ref, int(keyword.get("EvalMode", 0)), float(keyword.get("ScoreCoeff", 1.0)))
-    return {"Keyword": ref, **{k: s[k] for k in ("PronAccuracy", "PronFluency", "PronCompletion", "Words", "SuggestedScore")}}
 
 
 # -- request parameters -------------------------------------------------------------
 def _get(params: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
-    value = params.get(name, default)
+    value = params.get(name)
+    value = default if value is None else value
     if value is None:
-        raise TencentError(MISSING_PARAMETER, f"The request is missing a required parameter `{name}`")
+        raise TencentError(
+            MISSING_PARAMETER, f"The request is missing a required parameter `{name}`"
+        )
     try:
         return kind(value)
     except (TypeError, ValueError):
@@ -127,16 +91,37 @@ def _oral_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _keyword_params(params: dict[str, Any]) -> dict[str, Any]:
     keywords = params.get("Keywords")
-    if not isinstance(keywords, list) or not keywords or not all(isinstance(k, dict) for k in keywords):
-        raise TencentError(INVALID_PARAMETER_VALUE, "Keywords must be a non-empty list of Keyword objects")
-    if any(not str(k.get("RefText", "")).strip() for k in keywords):
+    if (
+        not isinstance(keywords, list)
+        or not keywords
+        or not all(isinstance(k, dict) for k in keywords)
+    ):
+        raise TencentError(
+            INVALID_PARAMETER_VALUE, "Keywords must be a non-empty list of Keyword objects"
+        )
+    return {"Keywords": [_keyword(k) for k in keywords]}
+
+
+def _keyword(keyword: dict[str, Any]) -> dict[str, Any]:
+    ref_text = _get(keyword, "RefText", str, "")
+    if not ref_text.strip():
         raise TencentError(REF_TEXT_EMPTY, "A keyword's RefText is empty")
-    return {"Keywords": keywords}
+    return {
+        "RefText": ref_text,
+        "EvalMode": _get(keyword, "EvalMode", int, 0),
+        "ScoreCoeff": _get(keyword, "ScoreCoeff", float, 1.0),
+    }
 
 
 # -- answers ------------------------------------------------------------------------
-EVALUATING = {"PronAccuracy": -1, "PronFluency": -1, "PronCompletion": -1, "SuggestedScore": 0,
-              "Words": [], "SentenceInfoSet": []}
+EVALUATING = {
+    "PronAccuracy": -1,
+    "PronFluency": -1,
+    "PronCompletion": -1,
+    "SuggestedScore": 0,
+    "Words": [],
+    "SentenceInfoSet": [],
+}
 
 
 def _answer(session: Session, final: bool) -> dict[str, Any]:
@@ -149,7 +134,7 @@ def _answer(session: Session, final: bool) -> dict[str, Any]:
 
 def _of_kind(session: Session, kind: str) -> Session:
     if session.kind != kind:
-        raise TencentError(INVALID_PARAMETER_VALUE, "SessionId belongs to another kind of evaluation")
+        raise TencentError(SESSION_ID_IN_USE, "SessionId belongs to another kind of evaluation")
     return session
 
 
@@ -182,7 +167,9 @@ class SoeService(VendorService):
         return self._evaluate(params, "oral", lambda sid: self._new_oral(sid, params))
 
     def keyword_evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._evaluate(params, "keyword", lambda sid: Session(sid, "keyword", _keyword_params(params)))
+        return self._evaluate(
+            params, "keyword", lambda sid: Session(sid, "keyword", _keyword_params(params))
+        )
 
     def transmit(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._evaluate(params, "oral", None)
@@ -194,11 +181,15 @@ class SoeService(VendorService):
         if existing is None:
             self.sessions[sid] = session
         elif existing.params != session.params:
-            raise TencentError(INVALID_PARAMETER_VALUE, "SessionId is already initialised with other parameters")
+            raise TencentError(
+                SESSION_ID_IN_USE, "SessionId is already initialised with other parameters"
+            )
         return {"SessionId": sid}
 
     # -- the shared chunk flow ------------------------------------------------------
-    def _evaluate(self, params: dict[str, Any], kind: str, create: Callable[[str], Session] | None) -> dict[str, Any]:
+    def _evaluate(
+        self, params: dict[str, Any], kind: str, create: Callable[[str], Session] | None
+    ) -> dict[str, Any]:
         sid = _get(params, "SessionId", str)
         if _get(params, "IsQuery", int, 0) == 1:
             return self._query(sid, kind)
@@ -211,18 +202,19 @@ class SoeService(VendorService):
         self.sessions[sid] = session  # a new session is kept once its first chunk is accepted
         return _answer(session, session.answers_final(chunk.seq_id))
 
-    def _live(self, sid: str) -> Session | None:
-        """The session, or None. An expired one is forgotten and answers SessionExpired,
-        so the SessionId can start over from SeqId 1."""
+    def _live(self, sid: str, query: bool = False) -> Session | None:
+        """The session, or None. An expired one is forgotten and answers SessionExpired
+        (ResultExpired to a query of a finished one), so the SessionId can start over."""
         session = self.sessions.get(sid)
         if session is not None and session.expired(self.config.soe_session_ttl_s):
             del self.sessions[sid]
-            raise TencentError(SESSION_EXPIRED, "The session has expired; start a new session")
+            code = RESULT_EXPIRED if query and session.finished else SESSION_EXPIRED
+            raise TencentError(code, "The session has expired; start a new session")
         return session
 
     def _start(self, sid: str, seq_id: int, create: Callable[[str], Session] | None) -> Session:
         if create is None:
-            raise TencentError(SESSION_EXPIRED, "The session does not exist; call InitOralProcess first")
+            raise TencentError(NEED_INIT, "The session does not exist; call InitOralProcess first")
         if seq_id > 1:
             raise TencentError(PAST_SEQ_ID_LOSE, "The session does not exist: resend from SeqId 1")
         return create(sid)
@@ -241,10 +233,7 @@ class SoeService(VendorService):
         self.stats.accept(self.name, session.session_id)
 
     def _query(self, sid: str, kind: str) -> dict[str, Any]:
-        session = self.sessions.get(sid)
+        session = self._live(sid, query=True)
         if session is None:
-            raise TencentError(SESSION_EXPIRED, "The session does not exist")
-        if session.expired(self.config.soe_session_ttl_s):
-            del self.sessions[sid]
-            raise TencentError(RESULT_EXPIRED if session.finished else SESSION_EXPIRED, "The session has expired")
+            raise TencentError(CANNOT_FIND_SESSION, "The session does not exist")
         return _answer(_of_kind(session, kind), session.finished)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.tencent import INVALID_PARAMETER_VALUE, TencentError
+from sandbox.tencent import TencentError
 
 MAX_SEQ_ID = 3000
 MAX_AUDIO_BYTES = 3 * 1024 * 1024
@@ -29,6 +29,12 @@ PCM, WAV = 1, 2
 PAST_SEQ_ID_LOSE = "FailedOperation.PastSeqIdLose"
 SEQ_ID_EXPIRED = "FailedOperation.SeqIdExpired"
 SESSION_EXPIRED = "FailedOperation.SessionExpired"
+NEED_INIT = "FailedOperation.NeedInitBeforeEvaluation"
+CANNOT_FIND_SESSION = "InternalError.CannotFindSession"
+SESSION_ID_IN_USE = "InvalidParameterValue.SessionIdInUse"
+SEQ_ID_LIMIT = "InvalidParameter.SeqIdLimitExceeded"
+INVALID_SEQ_ID = "InvalidParameterValue.InvalidSeqId"
+SIZE_MUST_BE_EVEN = "InvalidParameterValue.AudioSizeMustBeEven"
 RESULT_EXPIRED = "FailedOperation.ResultExpired"
 SERVER_OVERLOAD = "InternalError.ServerOverload"
 BASE64_DECODE_FAILED = "InternalError.BASE64DecodeFailed"
@@ -50,11 +56,13 @@ class Chunk:
 
     def check(self) -> None:
         """Rules that need no session: SeqId range and whole 16-bit samples."""
-        if not 1 <= self.seq_id <= MAX_SEQ_ID:
-            raise TencentError(INVALID_PARAMETER_VALUE, f"SeqId must be within 1..{MAX_SEQ_ID}")
+        if self.seq_id < 1:
+            raise TencentError(INVALID_SEQ_ID, "SeqId starts at 1")
+        if self.seq_id > MAX_SEQ_ID:
+            raise TencentError(SEQ_ID_LIMIT, f"SeqId must not exceed {MAX_SEQ_ID}")
         if self.voice_file_type in (PCM, WAV) and len(self.data) % 2:
             raise TencentError(
-                INVALID_PARAMETER_VALUE,
+                SIZE_MUST_BE_EVEN,
                 "UserVoiceData has an odd number of bytes: a chunk must not split a 16-bit sample",
             )
 
@@ -62,7 +70,9 @@ class Chunk:
 def _check_wav_header(chunk: Chunk) -> None:
     data = chunk.data
     if chunk.voice_file_type == WAV and (data[:4] != b"RIFF" or data[8:12] != b"WAVE"):
-        raise TencentError(INVALID_WAV_HEADER, "The first chunk of a wav file must start with a RIFF/WAVE header")
+        raise TencentError(
+            INVALID_WAV_HEADER, "The first chunk of a wav file must start with a RIFF/WAVE header"
+        )
 
 
 @dataclass
@@ -95,16 +105,22 @@ class Session:
         if chunk.seq_id <= self.last:
             return self._replay(chunk)
         if self.finished:
-            raise TencentError(SESSION_EXPIRED, "The session is already finished; start a new session")
+            raise TencentError(
+                SESSION_EXPIRED, "The session is already finished; start a new session"
+            )
         if chunk.seq_id > self.last + 1:
-            raise TencentError(PAST_SEQ_ID_LOSE, f"Chunks are missing: resend from SeqId {self.last + 1}")
+            raise TencentError(
+                PAST_SEQ_ID_LOSE, f"Chunks are missing: resend from SeqId {self.last + 1}"
+            )
         self._append(chunk)
         return chunk.is_end
 
     def _replay(self, chunk: Chunk) -> bool:
         if chunk.digest != self.digests[chunk.seq_id - 1]:
             code = SESSION_EXPIRED if self.finished else SEQ_ID_EXPIRED
-            raise TencentError(code, f"SeqId {chunk.seq_id} was already received with different data")
+            raise TencentError(
+                code, f"SeqId {chunk.seq_id} was already received with different data"
+            )
         completes = chunk.is_end and chunk.seq_id == self.last and not self.finished
         if completes:
             self.end_seq_id = chunk.seq_id

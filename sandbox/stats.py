@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable
 from typing import Any
 
 
-def peak_in_window(timestamps: list[float], window: float = 1.0) -> int:
+class PeakRate:
+    """The most events seen inside any sliding window of ``window`` seconds.
+
+    Keeps only the timestamps of the last window, so memory stays flat however long
+    a benchmark runs. Timestamps must arrive in non-decreasing order (one event loop).
+    """
+
+    def __init__(self, window: float = 1.0) -> None:
+        self.window = window
+        self.recent: deque[float] = deque()
+        self.peak = 0
+        self.count = 0
+
+    def add(self, t: float) -> None:
+        self.recent.append(t)
+        while t - self.recent[0] >= self.window:
+            self.recent.popleft()
+        self.peak = max(self.peak, len(self.recent))
+        self.count += 1
+
+
+def peak_in_window(timestamps: Iterable[float], window: float = 1.0) -> int:
     """The largest number of sorted ``timestamps`` inside any half-open window of ``window`` s."""
-    best, start = 0, 0
-    for end, t in enumerate(timestamps):
-        while t - timestamps[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+    rate = PeakRate(window)
+    for t in timestamps:
+        rate.add(t)
+    return rate.peak
 
 
 class Stats:
@@ -23,13 +43,16 @@ class Stats:
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()  # "soe.TransmitOralProcessWithInit" -> n
         self.faults: Counter[str] = Counter()  # fault kind -> n
-        self.times: defaultdict[str, list[float]] = defaultdict(list)  # vendor -> monotonic times
-        self.per_second: defaultdict[str, Counter[int]] = defaultdict(Counter)  # vendor -> epoch s -> n
+        self.rates: defaultdict[str, PeakRate] = defaultdict(PeakRate)  # vendor -> requests/s
+        self.per_second: defaultdict[str, Counter[int]] = defaultdict(
+            Counter
+        )  # vendor -> epoch s -> n
         self.accepted: defaultdict[str, Counter[str]] = defaultdict(Counter)  # vendor -> key -> n
 
     def record(self, vendor: str, action: str) -> None:
+        """One arriving request, faulted or not."""
         self.requests[f"{vendor}.{action}"] += 1
-        self.times[vendor].append(time.monotonic())
+        self.rates[vendor].add(time.monotonic())
         self.per_second[vendor][int(time.time())] += 1
 
     def fault(self, kind: str) -> None:
@@ -39,15 +62,17 @@ class Stats:
         """One accepted submission for ``key`` (an idempotency key: SessionId, btId, ...)."""
         self.accepted[vendor][key] += 1
 
-    def peak_rps(self, vendor: str, window: float = 1.0) -> int:
-        return peak_in_window(self.times.get(vendor, []), window)
+    def peak_rps(self, vendor: str) -> int:
+        return self.rates[vendor].peak if vendor in self.rates else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "faults": dict(self.faults),
-            "vendor_requests": {v: len(ts) for v, ts in self.times.items()},
-            "peak_rps": {v: self.peak_rps(v) for v in self.times},
-            "per_second": {v: {str(s): n for s, n in c.items()} for v, c in self.per_second.items()},
+            "vendor_requests": {v: r.count for v, r in self.rates.items()},
+            "peak_rps": {v: r.peak for v, r in self.rates.items()},
+            "per_second": {
+                v: {str(s): n for s, n in c.items()} for v, c in self.per_second.items()
+            },
             "accepted": {v: dict(c) for v, c in self.accepted.items()},
         }

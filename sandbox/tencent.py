@@ -16,13 +16,22 @@ import inspect
 import json
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from sandbox.core import SandboxConfig, add_vendor_route, sandbox_of
-from vendors.tc3 import ALGORITHM, SIGNED_HEADERS, UNSIGNED_PAYLOAD, Credentials, TC3Signer
-from vendors.tc3 import parse_authorization, sha256_hex, utc_date
+from vendors.tc3 import (
+    ALGORITHM,
+    SIGNED_HEADERS,
+    UNSIGNED_PAYLOAD,
+    Credentials,
+    TC3Signer,
+    parse_authorization,
+    sha256_hex,
+    utc_date,
+)
 
 # Common error codes of API 3.0 (products keep their own codes beside their handlers).
 INVALID_AUTHORIZATION = "AuthFailure.InvalidAuthorization"
@@ -73,7 +82,9 @@ def _parse(value: str) -> dict[str, str]:
     except (KeyError, ValueError) as exc:
         raise TencentError(INVALID_AUTHORIZATION, "Authorization header is malformed") from exc
     if auth["algorithm"] != ALGORITHM or auth["signed_headers"] != SIGNED_HEADERS:
-        raise TencentError(INVALID_AUTHORIZATION, f"expected {ALGORITHM} with SignedHeaders={SIGNED_HEADERS}")
+        raise TencentError(
+            INVALID_AUTHORIZATION, f"expected {ALGORITHM} with SignedHeaders={SIGNED_HEADERS}"
+        )
     return auth
 
 
@@ -81,9 +92,13 @@ def _timestamp(request: web.Request, tolerance: float) -> int:
     try:
         timestamp = int(request.headers.get("X-TC-Timestamp", ""))
     except ValueError as exc:
-        raise TencentError(MISSING_PARAMETER, "X-TC-Timestamp is missing or not an integer") from exc
+        raise TencentError(
+            MISSING_PARAMETER, "X-TC-Timestamp is missing or not an integer"
+        ) from exc
     if abs(time.time() - timestamp) > tolerance:
-        raise TencentError(SIGNATURE_EXPIRE, "Signature expired: X-TC-Timestamp is outside the allowed clock skew")
+        raise TencentError(
+            SIGNATURE_EXPIRE, "Signature expired: X-TC-Timestamp is outside the allowed clock skew"
+        )
     return timestamp
 
 
@@ -92,7 +107,9 @@ def _payload_hash(request: web.Request, body: bytes) -> str:
     return sha256_hex(UNSIGNED_PAYLOAD if unsigned else body)
 
 
-def expected_signature(request: web.Request, body: bytes, config: SandboxConfig, service: str, timestamp: int) -> str:
+def expected_signature(
+    request: web.Request, body: bytes, config: SandboxConfig, service: str, timestamp: int
+) -> str:
     """The TC3 signature of this request as received: its path, Content-Type and Host."""
     canonical = TC3Signer.canonical_request(
         request.method,
@@ -131,9 +148,16 @@ class FrontDoor:
 
     def fault_response(self, kind: str, vendor: str) -> web.Response:
         if kind == "throttle":
-            return error_response(TencentError(REQUEST_LIMIT_EXCEEDED, "Your request frequency exceeds the limit (sandbox fault)"))
+            return error_response(
+                TencentError(
+                    REQUEST_LIMIT_EXCEEDED,
+                    "Your request frequency exceeds the limit (sandbox fault)",
+                )
+            )
         code = getattr(self.products.get(vendor), "overload_code", INTERNAL_ERROR)
-        return error_response(TencentError(code, "The service is overloaded, please retry later (sandbox fault)"))
+        return error_response(
+            TencentError(code, "The service is overloaded, please retry later (sandbox fault)")
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not request.headers.get("X-TC-Action"):
@@ -149,7 +173,9 @@ class FrontDoor:
     def verify(self, request: web.Request, body: bytes) -> str:
         """Check the TC3 signature; return the credential scope's service."""
         auth = _parse(request.headers.get("Authorization", ""))
-        if not self.config.tencent_secret_id or not _same(auth["secret_id"], self.config.tencent_secret_id):
+        if not self.config.tencent_secret_id or not _same(
+            auth["secret_id"], self.config.tencent_secret_id
+        ):
             raise TencentError(SECRET_ID_NOT_FOUND, "The SecretId is not found")
         timestamp = _timestamp(request, self.config.clock_skew_s)
         signature = expected_signature(request, body, self.config, auth["service"], timestamp)
@@ -167,12 +193,18 @@ class FrontDoor:
         try:
             return self.products[service]
         except KeyError:
-            raise TencentError(INVALID_AUTHORIZATION, f"unknown service {service!r} in the credential scope") from None
+            raise TencentError(
+                INVALID_AUTHORIZATION, f"unknown service {service!r} in the credential scope"
+            ) from None
 
-    async def call(self, product: TencentProduct, request: web.Request, body: bytes) -> dict[str, Any]:
+    async def call(
+        self, product: TencentProduct, request: web.Request, body: bytes
+    ) -> dict[str, Any]:
         version, action = request.headers.get("X-TC-Version", ""), request.headers["X-TC-Action"]
         if version != product.version:
-            raise TencentError(NO_SUCH_VERSION, f"{product.name} has no version {version!r}; use {product.version}")
+            raise TencentError(
+                NO_SUCH_VERSION, f"{product.name} has no version {version!r}; use {product.version}"
+            )
         handler = product.actions.get(action)
         if handler is None:
             raise TencentError(INVALID_ACTION, f"{product.name} has no action {action!r}")

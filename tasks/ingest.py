@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from config.settings import get_settings
 from models import Batch, Check, Job, JobStatus
 from models.db import session_scope
 from tasks.manifest import Defaults, JobSpec, read_source, validate
@@ -44,6 +45,9 @@ def ingest(
     name = batch or (source.name if source.is_dir() else source.stem)
     base = source if source.is_dir() else source.parent
     defaults = defaults or Defaults()
+    settings = get_settings()
+    defaults.callbacks = bool(settings.callback_base_url)
+    defaults.media_urls = bool(settings.media_base_url)
     result = IngestResult(name)
     rows = read_source(source)  # raises ManifestError before anything is written
     first = next(rows, None)

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from config.settings import SERVICES
-from tasks.dispatch import available
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".pcm", ".raw", ".m4a", ".amr", ".aac", ".wma", ".ogg", ".spx", ".speex"}
 STREAM_SCHEMES = {"rtmp", "http", "https"}
@@ -34,6 +33,8 @@ class Defaults:
     services: list[str] | None = None
     ref_text: str | None = None
     lang: str | None = None
+    callbacks: bool = False  # VOXQUEUE_CALLBACK_BASE_URL is set
+    media_urls: bool = False  # VOXQUEUE_MEDIA_BASE_URL is set
 
 
 @dataclass
@@ -90,7 +91,8 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 def _read_dir(folder: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     for number, path in enumerate(files, start=1):
-        row: dict[str, Any] = {"id": path.relative_to(folder).as_posix(), "audio": str(path)}
+        relative = path.relative_to(folder).as_posix()
+        row: dict[str, Any] = {"id": relative, "audio": relative}
         sidecar = path.with_suffix(".txt")  # the reference text beside the audio
         if sidecar.is_file():
             row["ref_text"] = sidecar.read_text(encoding="utf-8").strip()
@@ -110,8 +112,11 @@ def validate(number: int, row: dict[str, Any], base: Path, defaults: Defaults) -
 
 def _fill(spec: JobSpec, row: dict[str, Any], base: Path, defaults: Defaults) -> str | None:
     audio, stream = _text(row.get("audio")), _text(row.get("stream"))
-    if audio:
-        spec.audio = audio if audio.startswith(("http://", "https://")) else str((base / audio).resolve())
+    if audio and audio.startswith(("http://", "https://")):
+        spec.audio = audio
+    elif audio:
+        spec.audio = str((base / audio).resolve())
+        spec.options["audio_rel"] = Path(audio).as_posix()  # under VOXQUEUE_MEDIA_BASE_URL
     spec.stream = stream
     error = _check_sources(audio, stream)
     if error:
@@ -120,8 +125,21 @@ def _fill(spec: JobSpec, row: dict[str, Any], base: Path, defaults: Defaults) ->
     if error:
         return error
     spec.services = services
-    error = _options(spec, row, defaults)
+    error = _options(spec, row, defaults) or _check_delivery(spec, defaults)
     return error or _check_audio(spec)
+
+
+def _check_delivery(spec: JobSpec, defaults: Defaults) -> str | None:
+    """Vendors that cannot work with the current configuration are refused before sending."""
+    for service in ("asr", "tupu"):
+        if service in spec.services and not defaults.callbacks:
+            return f"{service} delivers results only by callback: set VOXQUEUE_CALLBACK_BASE_URL"
+    local = spec.audio is not None and not spec.audio.startswith(("http://", "https://"))
+    if "gme" in spec.services and local and not defaults.media_urls:
+        return "gme only takes URLs: set VOXQUEUE_MEDIA_BASE_URL to serve local files"
+    if "tupu" in spec.services and not spec.stream:
+        return "tupu moderates live streams: give a stream URL"
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -161,9 +179,6 @@ def _services(row: dict[str, Any], defaults: Defaults, is_stream: bool) -> tuple
     unknown = [n for n in names if n not in SERVICES]
     if unknown:
         return [], f"unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})"
-    missing = [n for n in names if not available(n)]
-    if missing:
-        return [], f"service {', '.join(missing)} is not available in this version of voxqueue"
     if is_stream and set(names) - STREAM_SERVICES:
         return [], "a stream can only go to gme or tupu"
     return names, None

@@ -8,7 +8,10 @@ from celery.signals import worker_process_init
 from config.celery import celery_config
 from config.settings import get_settings
 
-TASK_MODULES = ["tasks.soe", "tasks.housekeeping"]
+TASK_MODULES = [
+    "tasks.soe", "tasks.gme", "tasks.shumei", "tasks.asr", "tasks.tupu",
+    "tasks.results", "tasks.poll", "tasks.housekeeping",
+]
 
 app = Celery("voxqueue", include=TASK_MODULES)
 # Evaluated on first use, so importing the app neither reads settings nor starts a broker.

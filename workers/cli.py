@@ -6,7 +6,6 @@ line on stderr, never a traceback, never a secret.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -96,7 +95,8 @@ def beat(loglevel) -> None:
     """Run the Celery beat that drives polling and housekeeping."""
     from workers.app import app
 
-    app.start(["beat", "--loglevel", loglevel])
+    # RedBeat keeps the schedule in Redis behind a lock: a second beat waits instead of doubling.
+    app.start(["beat", "-S", "redbeat.RedBeatScheduler", "--loglevel", loglevel])
 
 
 @cli.command()
@@ -209,6 +209,25 @@ def flower(port, address) -> None:
     from workers.app import app
 
     app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+@cli.group()
+def stream() -> None:
+    """Live-stream jobs."""
+
+
+@stream.command("close")
+@click.argument("job_id")
+@click.option("--batch", help="The batch of the job, where the id is in several.")
+def stream_close(job_id, batch) -> None:
+    """End the live-stream job ID (Tupu close API) and record its verdict."""
+    from tasks.streams import StreamError, close
+
+    try:
+        verdict = close(job_id, batch)
+    except StreamError as exc:
+        raise Failure(str(exc)) from exc
+    click.echo(f"stream {job_id} closed: {verdict}")
 
 
 @cli.command()

@@ -4,7 +4,7 @@ with our TC3 signer (``vendors.tc3``). Credentials are generated per test sessio
 from __future__ import annotations
 
 import secrets
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -22,7 +22,9 @@ def credentials() -> Credentials:
 
 @pytest.fixture
 def config(credentials: Credentials) -> SandboxConfig:
-    return SandboxConfig(tencent_secret_id=credentials.secret_id, tencent_secret_key=credentials.secret_key, seed=1)
+    return SandboxConfig(
+        tencent_secret_id=credentials.secret_id, tencent_secret_key=credentials.secret_key, seed=1
+    )
 
 
 @pytest.fixture
@@ -39,5 +41,7 @@ def http() -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def caller(sandbox: SandboxThread, credentials: Credentials, http: requests.Session) -> TencentCaller:
+def caller(
+    sandbox: SandboxThread, credentials: Credentials, http: requests.Session
+) -> TencentCaller:
     return TencentCaller(sandbox.url, credentials, http)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sandbox.core import FaultPlan, FaultRule, SandboxConfig, Stats, peak_in_window
+from sandbox.core import FaultPlan, FaultRule, PeakRate, SandboxConfig, Stats, peak_in_window
 from sandbox.server import config_from_env
 
 
@@ -84,7 +84,11 @@ def test_config_from_env():
         "VOXQUEUE_SANDBOX_FAULTS": json.dumps([{"kind": "slow", "slow_ms": 10, "rate": 0.1}]),
     }
     config = config_from_env(env)
-    assert (config.tencent_secret_id, config.tencent_secret_key, config.tencent_token) == ("id", "key", None)
+    assert (config.tencent_secret_id, config.tencent_secret_key, config.tencent_token) == (
+        "id",
+        "key",
+        None,
+    )
     assert config.latency_ms == 12.5 and config.seed == 9
     assert config.faults == [FaultRule("slow", rate=0.1, slow_ms=10)]
 
@@ -95,5 +99,19 @@ def test_config_from_empty_env_has_defaults():
 
 
 def test_config_repr_hides_secrets():
-    config = SandboxConfig(tencent_secret_id="id", tencent_secret_key="very-secret", tencent_token="tok")
+    config = SandboxConfig(
+        tencent_secret_id="id", tencent_secret_key="very-secret", tencent_token="tok"
+    )
     assert "very-secret" not in repr(config) and "tok" not in repr(config)
+
+
+def test_config_takes_fault_rules_as_dicts():
+    config = SandboxConfig(faults=[{"kind": "drop", "first_n": 2}])
+    assert config.faults == [FaultRule("drop", first_n=2)]
+
+
+def test_peak_rate_keeps_only_the_last_window():
+    rate = PeakRate()
+    for i in range(6400):
+        rate.add(i / 64)  # 64 per second for 100 s (exact in binary floating point)
+    assert rate.peak == 64 and rate.count == 6400 and len(rate.recent) <= 64

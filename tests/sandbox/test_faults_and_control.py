@@ -7,8 +7,15 @@ import time
 import pytest
 import requests
 
-from tests.sandbox.helpers import chunk_params, chunks, error_code, new_session_id, pcm, score_fields
 from sandbox.soe import score
+from tests.sandbox.helpers import (
+    chunk_params,
+    chunks,
+    error_code,
+    new_session_id,
+    pcm,
+    score_fields,
+)
 
 TRANSMIT = "TransmitOralProcessWithInit"
 
@@ -54,11 +61,17 @@ def test_reset_clears_state_and_stats(caller, http, sandbox):
     caller.call(TRANSMIT, one_chunk())
     assert http.post(sandbox.url + "/_sandbox/reset").json() == {"ok": True}
     body = stats(http, sandbox)
-    assert body["requests"] == {} and body["accepted"] == {} and body["services"]["soe"]["sessions"] == {}
+    assert (
+        body["requests"] == {}
+        and body["accepted"] == {}
+        and body["services"]["soe"]["sessions"] == {}
+    )
 
 
 def test_config_replaces_run_time_settings(http, sandbox):
-    body = configure(http, sandbox, latency_ms=5, seed=3, faults=[{"kind": "throttle", "rate": 0.5}])
+    body = configure(
+        http, sandbox, latency_ms=5, seed=3, faults=[{"kind": "throttle", "rate": 0.5}]
+    )
     assert body["config"]["latency_ms"] == 5 and body["config"]["seed"] == 3
     assert body["config"]["faults"][0]["kind"] == "throttle"
     assert http.get(sandbox.url + "/_sandbox/config").json()["config"] == body["config"]
@@ -66,8 +79,13 @@ def test_config_replaces_run_time_settings(http, sandbox):
 
 @pytest.mark.parametrize(
     "settings",
-    [{"faults": [{"kind": "explode"}]}, {"faults": [{"kind": "drop", "rate": 2}]},
-     {"tencent_secret_key": "x"}, {"latency_ms": "fast"}, {"faults": [{"kind": "drop", "when": 1}]}],
+    [
+        {"faults": [{"kind": "explode"}]},
+        {"faults": [{"kind": "drop", "rate": 2}]},
+        {"tencent_secret_key": "x"},
+        {"latency_ms": "fast"},
+        {"faults": [{"kind": "drop", "when": 1}]},
+    ],
 )
 def test_config_rejects_bad_settings_and_changes_nothing(http, sandbox, settings):
     response = http.post(sandbox.url + "/_sandbox/config", json=settings)
@@ -138,8 +156,14 @@ def test_latency_is_added_to_every_vendor_call(caller, http, sandbox):
 
 
 def test_fault_rules_filter_by_service_and_action(caller, http, sandbox):
-    configure(http, sandbox, faults=[{"kind": "throttle", "service": "gme"},
-                                     {"kind": "throttle", "service": "soe", "action": "KeywordEvaluate"}])
+    configure(
+        http,
+        sandbox,
+        faults=[
+            {"kind": "throttle", "service": "gme"},
+            {"kind": "throttle", "service": "soe", "action": "KeywordEvaluate"},
+        ],
+    )
     assert "Error" not in caller.call(TRANSMIT, one_chunk())
 
 

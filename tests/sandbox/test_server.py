@@ -17,9 +17,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_run_prints_one_line_and_serves(http):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "VOXQUEUE_TENCENT_SECRET_ID": "x", "VOXQUEUE_TENCENT_SECRET_KEY": "y"}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.server", "--port", "0"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "VOXQUEUE_TENCENT_SECRET_ID": "x",
+        "VOXQUEUE_TENCENT_SECRET_KEY": "y",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.server", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline().strip()
         assert line.startswith("sandbox listening on http://127.0.0.1:")
@@ -69,8 +80,12 @@ class Echo(VendorService):
 def test_another_vendor_plugs_in_with_its_routes_stats_and_faults():
     config = SandboxConfig()
     with SandboxThread(config, services=[Echo]) as sandbox, requests.Session() as http:
-        http.post(sandbox.url + "/_sandbox/config", json={"faults": [{"kind": "throttle", "first_n": 1}]})
-        assert http.post(sandbox.url + "/echo/v1?id=a").status_code == 503  # no vendor-shaped throttle: 503
+        http.post(
+            sandbox.url + "/_sandbox/config", json={"faults": [{"kind": "throttle", "first_n": 1}]}
+        )
+        assert (
+            http.post(sandbox.url + "/echo/v1?id=a").status_code == 503
+        )  # no vendor-shaped throttle: 503
         assert http.post(sandbox.url + "/echo/v1?id=a").json() == {"code": 1100}
         stats = sandbox.stats()
     assert stats["requests"] == {"echo.submit": 2} and stats["accepted"] == {"echo": {"a": 1}}

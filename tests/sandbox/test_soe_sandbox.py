@@ -8,10 +8,17 @@ import time
 
 import pytest
 
-from sandbox.soe import keyword_scores, score
 from sandbox.server import SandboxThread
+from sandbox.soe import keyword_scores, score
 from tests.sandbox.helpers import (
-    TencentCaller, chunk_params, chunks, error_code, new_session_id, pcm, score_fields, transmit_all, wav,
+    chunk_params,
+    chunks,
+    error_code,
+    new_session_id,
+    pcm,
+    score_fields,
+    transmit_all,
+    wav,
 )
 
 TRANSMIT = "TransmitOralProcessWithInit"
@@ -44,16 +51,27 @@ def test_snapshot_shows_chunks_bytes_hash_and_result(caller, sandbox):
 def test_is_query_answers_evaluating_then_the_result(caller):
     audio, sid = pcm(4000), new_session_id()
     caller.call(TRANSMIT, chunk_params(sid, 1, audio[:2000]))
-    query = {"SessionId": sid, "IsQuery": 1, "SeqId": 1, "IsEnd": 0, "VoiceFileType": 1,
-             "VoiceEncodeType": 1, "UserVoiceData": "", "RefText": "x", "WorkMode": 0, "EvalMode": 1, "ScoreCoeff": 1}
+    query = {
+        "SessionId": sid,
+        "IsQuery": 1,
+        "SeqId": 1,
+        "IsEnd": 0,
+        "VoiceFileType": 1,
+        "VoiceEncodeType": 1,
+        "UserVoiceData": "",
+        "RefText": "x",
+        "WorkMode": 0,
+        "EvalMode": 1,
+        "ScoreCoeff": 1,
+    }
     assert caller.call(TRANSMIT, query)["Status"] == "Evaluating"
     final = caller.call(TRANSMIT, chunk_params(sid, 2, audio[2000:], is_end=True))
     assert caller.call(TRANSMIT, query)["SuggestedScore"] == final["SuggestedScore"]
 
 
-def test_is_query_for_an_unknown_session_says_session_expired(caller):
+def test_is_query_for_an_unknown_session_cannot_find_it(caller):
     query = {"SessionId": new_session_id(), "IsQuery": 1, "UserVoiceData": ""}
-    assert error_code(caller.call(TRANSMIT, query)) == "FailedOperation.SessionExpired"
+    assert error_code(caller.call(TRANSMIT, query)) == "InternalError.CannotFindSession"
 
 
 def test_wav_session_is_scored_on_the_whole_file(caller):
@@ -103,14 +121,23 @@ def test_unknown_session_with_a_later_seq_id_answers_past_seq_id_lose(caller):
 def test_same_seq_id_with_other_bytes_answers_seq_id_expired(caller):
     sid = new_session_id()
     caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100, seed=1)))
-    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100, seed=2)))) == "FailedOperation.SeqIdExpired"
+    assert (
+        error_code(caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100, seed=2))))
+        == "FailedOperation.SeqIdExpired"
+    )
 
 
 def test_new_chunk_for_a_finished_session_answers_session_expired(caller):
     sid = new_session_id()
     caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100), is_end=True))
-    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 2, pcm(100)))) == "FailedOperation.SessionExpired"
-    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100, 9)))) == "FailedOperation.SessionExpired"
+    assert (
+        error_code(caller.call(TRANSMIT, chunk_params(sid, 2, pcm(100))))
+        == "FailedOperation.SessionExpired"
+    )
+    assert (
+        error_code(caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100, 9))))
+        == "FailedOperation.SessionExpired"
+    )
 
 
 def test_replaying_the_last_chunk_with_is_end_finishes_the_session(caller):
@@ -122,11 +149,14 @@ def test_replaying_the_last_chunk_with_is_end_finishes_the_session(caller):
 @pytest.mark.parametrize(
     ("params", "code"),
     [
-        ({"UserVoiceData": base64.b64encode(b"abc").decode()}, "InvalidParameterValue"),
+        (
+            {"UserVoiceData": base64.b64encode(b"abc").decode()},
+            "InvalidParameterValue.AudioSizeMustBeEven",
+        ),
         ({"UserVoiceData": "not base64!"}, "InternalError.BASE64DecodeFailed"),
         ({"RefText": "  "}, "InternalError.RefTxtEmpty"),
-        ({"SeqId": 3001}, "InvalidParameterValue"),
-        ({"SeqId": 0}, "InvalidParameterValue"),
+        ({"SeqId": 3001}, "InvalidParameter.SeqIdLimitExceeded"),
+        ({"SeqId": 0}, "InvalidParameterValue.InvalidSeqId"),
         ({"ScoreCoeff": 5}, "InvalidParameterValue"),
         ({"VoiceFileType": 2}, "InternalError.InvalidWAVHeader"),
         ({"SeqId": "one"}, "InvalidParameter"),
@@ -146,12 +176,16 @@ def test_odd_chunk_message_says_samples_must_not_be_split(caller):
 
 
 def test_odd_chunks_are_allowed_for_mp3(caller):
-    response = caller.call(TRANSMIT, chunk_params(new_session_id(), 1, b"abc", voice_file_type=3, is_end=True))
+    response = caller.call(
+        TRANSMIT, chunk_params(new_session_id(), 1, b"abc", voice_file_type=3, is_end=True)
+    )
     assert response["Status"] == "Finished"
 
 
 def test_free_speech_allows_an_empty_ref_text(caller):
-    response = caller.call(TRANSMIT, chunk_params(new_session_id(), 1, pcm(100), ref_text="", EvalMode=3, is_end=True))
+    response = caller.call(
+        TRANSMIT, chunk_params(new_session_id(), 1, pcm(100), ref_text="", EvalMode=3, is_end=True)
+    )
     assert response["Status"] == "Finished" and response["Words"] == []
 
 
@@ -159,7 +193,10 @@ def test_audio_over_3_mb_answers_voice_length_too_long(caller):
     sid, big = new_session_id(), pcm(1024 * 1024)
     for seq in (1, 2, 3):
         assert "Error" not in caller.call(TRANSMIT, chunk_params(sid, seq, big))
-    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 4, pcm(2)))) == "InvalidParameterValue.VoiceLengthTooLong"
+    assert (
+        error_code(caller.call(TRANSMIT, chunk_params(sid, 4, pcm(2))))
+        == "InvalidParameterValue.VoiceLengthTooLong"
+    )
 
 
 def test_expired_session_answers_session_expired_then_can_start_over(caller, config):
@@ -167,19 +204,39 @@ def test_expired_session_answers_session_expired_then_can_start_over(caller, con
     sid = new_session_id()
     caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100)))
     time.sleep(0.3)
-    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 2, pcm(100)))) == "FailedOperation.SessionExpired"
-    assert caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100), is_end=True))["Status"] == "Finished"
+    assert (
+        error_code(caller.call(TRANSMIT, chunk_params(sid, 2, pcm(100))))
+        == "FailedOperation.SessionExpired"
+    )
+    assert (
+        caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100), is_end=True))["Status"] == "Finished"
+    )
 
 
 # -- InitOralProcess + TransmitOralProcess --------------------------------------------
 def init_params(sid: str, work_mode: int = 1) -> dict:
-    return {"SessionId": sid, "RefText": "captain", "WorkMode": work_mode, "EvalMode": 1, "ScoreCoeff": 2.0,
-            "ServerType": 0, "IsAsync": 0, "TextMode": 0}
+    return {
+        "SessionId": sid,
+        "RefText": "captain",
+        "WorkMode": work_mode,
+        "EvalMode": 1,
+        "ScoreCoeff": 2.0,
+        "ServerType": 0,
+        "IsAsync": 0,
+        "TextMode": 0,
+    }
 
 
 def transmit_params(sid: str, seq_id: int, data: bytes, is_end: bool) -> dict:
-    return {"SessionId": sid, "SeqId": seq_id, "IsEnd": int(is_end), "VoiceFileType": 1, "VoiceEncodeType": 1,
-            "UserVoiceData": base64.b64encode(data).decode(), "IsLongLifeSession": 1}
+    return {
+        "SessionId": sid,
+        "SeqId": seq_id,
+        "IsEnd": int(is_end),
+        "VoiceFileType": 1,
+        "VoiceEncodeType": 1,
+        "UserVoiceData": base64.b64encode(data).decode(),
+        "IsLongLifeSession": 1,
+    }
 
 
 def test_one_shot_init_then_transmit(caller):
@@ -193,7 +250,10 @@ def test_one_shot_init_then_transmit(caller):
 def test_streamed_transmit_after_init_follows_the_chunk_rules(caller):
     sid, audio = new_session_id(), pcm(4000)
     caller.call("InitOralProcess", init_params(sid, work_mode=0))
-    assert caller.call("TransmitOralProcess", transmit_params(sid, 1, audio[:2000], False))["Status"] == "Evaluating"
+    assert (
+        caller.call("TransmitOralProcess", transmit_params(sid, 1, audio[:2000], False))["Status"]
+        == "Evaluating"
+    )
     final = caller.call("TransmitOralProcess", transmit_params(sid, 2, audio[2000:], True))
     assert score_fields(final) == score_fields(score(audio, "captain", 1, 2.0))
 
@@ -202,17 +262,24 @@ def test_init_is_idempotent_but_refuses_other_parameters(caller):
     sid = new_session_id()
     caller.call("InitOralProcess", init_params(sid))
     assert caller.call("InitOralProcess", init_params(sid))["SessionId"] == sid
-    assert error_code(caller.call("InitOralProcess", {**init_params(sid), "RefText": "other"})) == "InvalidParameterValue"
+    assert (
+        error_code(caller.call("InitOralProcess", {**init_params(sid), "RefText": "other"}))
+        == "InvalidParameterValue.SessionIdInUse"
+    )
 
 
-def test_transmit_without_init_answers_session_expired(caller):
-    response = caller.call("TransmitOralProcess", transmit_params(new_session_id(), 1, pcm(10), True))
-    assert error_code(response) == "FailedOperation.SessionExpired"
+def test_transmit_without_init_asks_for_init(caller):
+    response = caller.call(
+        "TransmitOralProcess", transmit_params(new_session_id(), 1, pcm(10), True)
+    )
+    assert error_code(response) == "FailedOperation.NeedInitBeforeEvaluation"
 
 
 # -- KeywordEvaluate -----------------------------------------------------------------
-KEYWORDS = [{"RefText": "red", "EvalMode": 0, "ServerType": 0, "TextMode": 0},
-            {"RefText": "红色", "EvalMode": 1, "ServerType": 1, "TextMode": 0}]
+KEYWORDS = [
+    {"RefText": "red", "EvalMode": 0, "ServerType": 0, "TextMode": 0},
+    {"RefText": "红色", "EvalMode": 1, "ServerType": 1, "TextMode": 0},
+]
 
 
 def keyword_params(sid: str, seq_id: int, data: bytes, is_end: bool) -> dict:
@@ -222,8 +289,10 @@ def keyword_params(sid: str, seq_id: int, data: bytes, is_end: bool) -> dict:
 def test_keyword_evaluate_scores_each_keyword(caller):
     sid, audio = new_session_id(), pcm(3000)
     parts = chunks(audio, 1024)
-    answers = [caller.call("KeywordEvaluate", keyword_params(sid, i, p, i == len(parts)))
-               for i, p in enumerate(parts, start=1)]
+    answers = [
+        caller.call("KeywordEvaluate", keyword_params(sid, i, p, i == len(parts)))
+        for i, p in enumerate(parts, start=1)
+    ]
     assert answers[0]["KeywordScores"] == []
     assert answers[-1]["KeywordScores"] == keyword_scores(audio, KEYWORDS)
     assert [k["Keyword"] for k in answers[-1]["KeywordScores"]] == ["red", "红色"]
@@ -232,14 +301,17 @@ def test_keyword_evaluate_scores_each_keyword(caller):
 
 
 def test_keyword_evaluate_needs_keywords(caller):
-    response = caller.call("KeywordEvaluate", {**keyword_params(new_session_id(), 1, pcm(10), True), "Keywords": []})
+    response = caller.call(
+        "KeywordEvaluate", {**keyword_params(new_session_id(), 1, pcm(10), True), "Keywords": []}
+    )
     assert error_code(response) == "InvalidParameterValue"
 
 
 def test_a_session_id_cannot_switch_between_evaluations(caller):
     sid = new_session_id()
     caller.call("KeywordEvaluate", keyword_params(sid, 1, pcm(10), False))
-    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 2, pcm(10)))) == "InvalidParameterValue"
+    response = caller.call(TRANSMIT, chunk_params(sid, 2, pcm(10)))
+    assert error_code(response) == "InvalidParameterValue.SessionIdInUse"
 
 
 # -- score() itself ------------------------------------------------------------------
@@ -256,8 +328,20 @@ def test_score_is_deterministic_and_depends_on_every_input():
 def test_score_ranges_and_documented_formula():
     for seed in range(20):
         s = score(pcm(3200, seed), "one two three four", 1, 1.0 + seed % 4)
-        assert 0 <= s["PronAccuracy"] <= 100 and 0 <= s["PronFluency"] <= 1 and 0 <= s["PronCompletion"] <= 1
+        assert (
+            0 <= s["PronAccuracy"] <= 100
+            and 0 <= s["PronFluency"] <= 1
+            and 0 <= s["PronCompletion"] <= 1
+        )
         c = s["PronCompletion"]
         assert s["SuggestedScore"] == pytest.approx(s["PronAccuracy"] * c * (2 - c), abs=0.02)
         assert [w["Word"] for w in s["Words"]] == ["one", "two", "three", "four"]
         assert all(w["MatchTag"] == 0 and w["MemBeginTime"] < w["MemEndTime"] for w in s["Words"])
+
+
+def test_query_of_an_expired_finished_session_answers_result_expired(caller, config):
+    sid = new_session_id()
+    caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100), is_end=True))
+    config.soe_session_ttl_s = 0
+    query = {"SessionId": sid, "IsQuery": 1, "UserVoiceData": ""}
+    assert error_code(caller.call(TRANSMIT, query)) == "FailedOperation.ResultExpired"

@@ -43,7 +43,10 @@ def test_unknown_secret_id_is_rejected(caller):
 def test_altered_body_is_a_signature_failure(caller, sandbox):
     params = one_chunk()
     altered = json.dumps({**params, "RefText": "something else"}).encode()
-    assert error_code(caller.post(TRANSMIT, params, body=altered).json()["Response"]) == "AuthFailure.SignatureFailure"
+    assert (
+        error_code(caller.post(TRANSMIT, params, body=altered).json()["Response"])
+        == "AuthFailure.SignatureFailure"
+    )
     assert sandbox.stats()["services"]["soe"]["sessions"] == {}
 
 
@@ -75,8 +78,12 @@ def test_unsigned_payload_is_honoured(caller, credentials):
     params = one_chunk()
     payload = json.dumps(params).encode()
     signer, now = TC3Signer(credentials, "soe"), int(time.time())
-    headers = signer.headers(host=caller.host, action=TRANSMIT, version="2018-07-24", payload=payload, timestamp=now)
-    headers["Authorization"] = signer.sign(host=caller.host, payload=payload, timestamp=now, unsigned_payload=True)
+    headers = signer.headers(
+        host=caller.host, action=TRANSMIT, version="2018-07-24", payload=payload, timestamp=now
+    )
+    headers["Authorization"] = signer.sign(
+        host=caller.host, payload=payload, timestamp=now, unsigned_payload=True
+    )
     assert error_code(caller.call(TRANSMIT, params, **headers)) == "AuthFailure.SignatureFailure"
     headers["X-TC-Content-SHA256"] = UNSIGNED_PAYLOAD
     assert "Error" not in caller.call(TRANSMIT, params, **headers)
@@ -84,7 +91,10 @@ def test_unsigned_payload_is_honoured(caller, credentials):
 
 def test_unknown_action_and_version(caller):
     assert error_code(caller.call("DescribeNothing", one_chunk())) == "InvalidAction"
-    assert error_code(caller.call(TRANSMIT, one_chunk(), **{"X-TC-Version": "2017-01-01"})) == "NoSuchVersion"
+    assert (
+        error_code(caller.call(TRANSMIT, one_chunk(), **{"X-TC-Version": "2017-01-01"}))
+        == "NoSuchVersion"
+    )
 
 
 def test_unknown_product_in_the_credential_scope(caller):
@@ -95,7 +105,12 @@ def test_unknown_product_in_the_credential_scope(caller):
 def test_a_signed_body_that_is_not_a_json_object_is_an_invalid_parameter(caller, credentials):
     payload = b"[1, 2]"
     headers = TC3Signer(credentials, "soe").headers(
-        host=caller.host, action=TRANSMIT, version="2018-07-24", payload=payload, timestamp=int(time.time()))
+        host=caller.host,
+        action=TRANSMIT,
+        version="2018-07-24",
+        payload=payload,
+        timestamp=int(time.time()),
+    )
     response = caller.http.post(caller.url + "/", data=payload, headers=headers)
     assert error_code(response.json()["Response"]) == "InvalidParameter"
 
@@ -106,12 +121,19 @@ def test_requests_without_an_action_are_not_found(http, sandbox):
 
 def test_sts_token_is_checked_when_configured(credentials, http):
     token = secrets.token_hex(24)
-    config = SandboxConfig(tencent_secret_id=credentials.secret_id, tencent_secret_key=credentials.secret_key,
-                           tencent_token=token)
+    config = SandboxConfig(
+        tencent_secret_id=credentials.secret_id,
+        tencent_secret_key=credentials.secret_key,
+        tencent_token=token,
+    )
     with SandboxThread(config) as sandbox:
-        with_token = TencentCaller(sandbox.url, Credentials(credentials.secret_id, credentials.secret_key, token), http)
+        with_token = TencentCaller(
+            sandbox.url, Credentials(credentials.secret_id, credentials.secret_key, token), http
+        )
         assert "Error" not in with_token.call(TRANSMIT, one_chunk())
-        wrong = TencentCaller(sandbox.url, Credentials(credentials.secret_id, credentials.secret_key, "x"), http)
+        wrong = TencentCaller(
+            sandbox.url, Credentials(credentials.secret_id, credentials.secret_key, "x"), http
+        )
         assert error_code(wrong.call(TRANSMIT, one_chunk())) == "AuthFailure.TokenFailure"
         missing = TencentCaller(sandbox.url, credentials, http)
         assert error_code(missing.call(TRANSMIT, one_chunk())) == "AuthFailure.TokenFailure"

@@ -1,0 +1,44 @@
+"""Tencent offline ASR: the text of a file, delivered only by callback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from config.settings import get_settings
+from models import Check
+from tasks import clients, moderation
+from tasks.media import callback_url, local_path, media_url
+from vendors.errors import InvalidInput
+from workers.app import app
+
+BODY_LIMIT = 5 * 1024 * 1024
+
+
+def describe(check: Check) -> dict[str, Any]:
+    settings = get_settings()
+    if not settings.callback_base_url:
+        raise InvalidInput("asr", "callback_required",
+                           "asr delivers results only by callback: set VOXQUEUE_CALLBACK_BASE_URL")
+    job = check.job
+    path = local_path(job)
+    if path is not None and path.stat().st_size <= BODY_LIMIT:
+        return {"path": str(path)}
+    return {"url": media_url(job, settings, "asr")}
+
+
+@app.task(bind=True, name="voxqueue.asr.submit", acks_late=True, ignore_result=True, max_retries=None)
+def submit(self, check_id: int) -> None:
+    batch = moderation.claim_all("asr", [check_id], describe)
+    moderation.submit_with_retries(self, batch, _submit)
+
+
+def _submit(batch: moderation.Batch) -> dict[int, moderation.Accepted]:
+    settings = get_settings()
+    ((check_id, facts),) = batch.checks.items()
+    token = moderation.callback_token("asr", check_id, settings)
+    audio = Path(facts["path"]).read_bytes() if "path" in facts else None
+    submitted = clients.asr(settings).submit(
+        callback_url=callback_url(settings, "asr", f"/{check_id}/{token}"), audio=audio, url=facts.get("url"),
+    )
+    return {check_id: moderation.Accepted(submitted.request_id, polled=False)}

@@ -1,0 +1,51 @@
+"""Vendor clients built from settings (credentials never leave these objects)."""
+
+from __future__ import annotations
+
+from config.settings import Settings
+from vendors.asr import AsrClient
+from vendors.errors import InvalidInput
+from vendors.gme import GmeClient
+from vendors.shumei import ShumeiClient
+from vendors.tc3 import Credentials
+from vendors.tupu import TupuClient, TupuSigner
+
+
+def tencent_credentials(settings: Settings) -> Credentials:
+    token = settings.tencent_token.get_secret_value() if settings.tencent_token else None
+    return Credentials(settings.tencent_secret_id, settings.tencent_secret_key.get_secret_value(), token)
+
+
+def _require(vendor: str, value, variable: str):
+    if value in (None, ""):
+        raise InvalidInput(vendor, "not_configured", f"{variable} is not set")
+    return value
+
+
+def gme(settings: Settings) -> GmeClient:
+    biz_id = _require("gme", settings.gme_biz_id, "VOXQUEUE_GME_BIZ_ID")
+    return GmeClient(settings.gme_endpoint, tencent_credentials(settings), biz_id=biz_id,
+                     region=settings.tencent_region, timeout=settings.vendor_timeout)
+
+
+def shumei(settings: Settings) -> ShumeiClient:
+    key = _require("shumei", settings.shumei_access_key, "VOXQUEUE_SHUMEI_ACCESS_KEY")
+    return ShumeiClient(
+        settings.shumei_endpoint, key.get_secret_value(), app_id=settings.shumei_app_id,
+        event_id=settings.shumei_event_id, types=settings.shumei_type,
+        raw_max_bytes=settings.shumei_raw_max_bytes, timeout=min(settings.vendor_timeout, 5.0),
+    )
+
+
+def asr(settings: Settings) -> AsrClient:
+    appid = _require("asr", settings.asr_appid, "VOXQUEUE_ASR_APPID")
+    return AsrClient(settings.asr_endpoint, appid, tencent_credentials(settings),
+                     engine=settings.asr_engine, timeout=settings.vendor_timeout)
+
+
+def tupu(settings: Settings) -> TupuClient:
+    secret_id = _require("tupu", settings.tupu_secret_id, "VOXQUEUE_TUPU_SECRET_ID")
+    key_path = _require("tupu", settings.tupu_private_key, "VOXQUEUE_TUPU_PRIVATE_KEY")
+    public = settings.tupu_public_key.read_bytes() if settings.tupu_public_key else None
+    signer = TupuSigner(secret_id, key_path.read_bytes())
+    return TupuClient(settings.tupu_endpoint, signer, public_key_pem=public, timeout=settings.vendor_timeout)

@@ -1,0 +1,159 @@
+"""Submitting checks to moderation vendors: the part every vendor shares.
+
+A submission task claims its checks, skips any that already carry a vendor
+task id (submitted by an earlier delivery), waits for a slot of the vendor's
+shared rate limit, submits, and records the vendor's task id. Retryable errors
+come back as a task retry with capped, jittered backoff and a bounded number
+of attempts; waiting on the rate limit or on vendor throttling spends no
+attempt. Permanent errors fail the check at once with the vendor's reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from config.settings import Settings, get_settings
+from models import Check
+from models.base import utcnow
+from models.db import session_scope
+from tasks import common
+from tasks.ratelimit import Throttled, take
+from vendors.errors import Disposition, VendorError
+from vendors.http import backoff
+
+log = logging.getLogger("voxqueue.moderation")
+
+MAX_ATTEMPTS = 6
+FIRST_POLL_S = 2.0
+RESULT_DEADLINE = dt.timedelta(hours=2)
+NAMESPACE = uuid.UUID("3f1d8f0e-6c35-4a8e-9d55-6f1f0a6e2b10")
+
+
+def idempotency_key(check: Check) -> str:
+    """A key derived from the job (batch, row key, service): the same on every attempt."""
+    job = check.job
+    return "vq-" + uuid.uuid5(NAMESPACE, f"{job.batch.name}\x00{job.key}\x00{check.service}").hex
+
+
+def callback_token(service: str, check_id: int, settings: Settings) -> str:
+    """An unguessable token for the callback URL of a vendor that does not sign callbacks.
+
+    ``/callbacks/asr/{check_id}/{token}``: the receiver recomputes it from the check id,
+    so a callback that arrives before the submission is recorded is still verified.
+    """
+    secret = settings.tencent_secret_key.get_secret_value().encode()
+    return hmac.new(secret, f"{service}:{check_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass
+class Accepted:
+    """What a vendor said when it took a check."""
+
+    vendor_task_id: str
+    result: dict[str, Any] | None = None
+    polled: bool = True  # results come by polling (else only by callback)
+
+
+@dataclass
+class Batch:
+    """Checks claimed by one delivery, with the payload each one needs."""
+
+    service: str
+    checks: dict[int, dict[str, Any]] = field(default_factory=dict)  # check id -> request facts
+
+
+def claim_all(service: str, check_ids: list[int], describe: Callable[[Check], dict[str, Any]]) -> Batch:
+    """Claim each check; fail those whose input cannot be sent; skip submitted ones."""
+    settings = get_settings()
+    batch = Batch(service)
+    with session_scope() as session:
+        for check_id in check_ids:
+            check = common.claim(session, check_id, settings)
+            if check is None:
+                continue
+            if check.vendor_task_id:  # an earlier delivery submitted it: never send twice
+                check.lease_until = None
+                continue
+            try:
+                batch.checks[check_id] = describe(check) | {"key": idempotency_key(check)}
+            except VendorError as error:
+                common.fail(check, error.reason, error.summary())
+    return batch
+
+
+def record(check_id: int, accepted: Accepted) -> None:
+    now = utcnow()
+    with session_scope() as session:
+        check = session.get(Check, check_id)
+        if check is None or check.vendor_task_id:
+            return
+        check.vendor_task_id = accepted.vendor_task_id
+        check.lease_until = None
+        check.next_poll_at = now + dt.timedelta(seconds=FIRST_POLL_S) if accepted.polled else None
+        check.deadline_at = now + RESULT_DEADLINE
+        if accepted.result:
+            check.result = accepted.result
+
+
+def submit_with_retries(task, batch: Batch, submit: Callable[[Batch], dict[int, Accepted]]) -> None:
+    """Take a rate-limit slot, submit, record; on failure retry or fail as the error says."""
+    if not batch.checks:
+        return
+    ids = list(batch.checks)
+    try:
+        take(batch.service)
+        accepted = submit(batch)
+    except Throttled as throttled:
+        _step_aside(task, ids, throttled.wait)
+    except VendorError as error:
+        _on_error(task, ids, error)
+    else:
+        for check_id, outcome in accepted.items():
+            record(check_id, outcome)
+        missing = [i for i in ids if i not in accepted]
+        if missing:  # the vendor answered for some tasks only: the rest go again
+            _on_error(task, missing, VendorError(batch.service, "partial", "no task id returned",
+                                                 disposition=Disposition.RETRY))
+
+
+def _step_aside(task, ids: list[int], wait: float) -> None:
+    for check_id in ids:
+        common.release(check_id)
+    raise task.retry(args=_args(task, ids), countdown=wait, max_retries=None)
+
+
+def _on_error(task, ids: list[int], error: VendorError) -> None:
+    log.info("submission failed", extra={"service": error.vendor, "reason": error.reason, "checks": ids})
+    if error.disposition is Disposition.PERMANENT:
+        for check_id in ids:
+            common.fail_by_id(check_id, error)
+        return
+    counted = error.disposition is not Disposition.THROTTLED
+    retry_ids, attempts = [], 0
+    with session_scope() as session:
+        for check in session.scalars(select(Check).where(Check.id.in_(ids))):
+            check.attempts += 1 if counted else 0
+            check.lease_until = None
+            check.error_reason, check.error = error.reason, error.summary()
+            if check.attempts >= MAX_ATTEMPTS:
+                common.fail(check, error.reason, f"gave up after {check.attempts} attempts: {error.summary()}")
+            else:
+                retry_ids.append(check.id)
+                attempts = max(attempts, check.attempts)
+    if retry_ids:
+        wait = error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0)
+        raise task.retry(args=_args(task, retry_ids), countdown=wait, max_retries=None)
+
+
+def _args(task, ids: list[int]) -> list:
+    """A batched task takes a list of ids; a single one takes one id."""
+    return [ids] if isinstance(task.request.args[0], list) else [ids[0]]

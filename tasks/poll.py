@@ -1,0 +1,119 @@
+"""Polling on the beat: GME in groups of 100 task ids, Shumei one btId at a time.
+
+Only checks whose ``next_poll_at`` has come are polled, so vendor calls grow
+with the pending checks divided by the group size, not with time. A round holds
+a lock in Redis, so two beats started by mistake do not double the polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from sqlalchemy import select
+
+from config.broker import broker_url, redis_client
+from config.settings import get_settings
+from models import Check, CheckStatus
+from models.base import utcnow
+from models.db import session_scope
+from tasks import clients, common
+from tasks.ratelimit import Throttled, take
+from tasks.results import apply, reschedule
+from vendors.errors import Disposition, VendorError
+from workers.app import app
+
+log = logging.getLogger("voxqueue.poll")
+
+GME_GROUP = 100
+MAX_GME_CALLS = 20  # per round: up to 2000 checks
+MAX_SHUMEI_CALLS = 200
+LOCK_S = 120
+
+
+@contextlib.contextmanager
+def round_lock(vendor: str) -> Iterator[bool]:
+    """True when this process holds the vendor's polling round."""
+    client = redis_client(broker_url(get_settings()))
+    key = f"voxqueue:poll-lock:{vendor}"
+    held = bool(client.set(key, "1", nx=True, ex=LOCK_S))
+    try:
+        yield held
+    finally:
+        if held:
+            client.delete(key)
+
+
+def due(service: str, limit: int) -> list[tuple[int, str]]:
+    with session_scope() as session:
+        rows = session.execute(
+            select(Check.id, Check.vendor_task_id)
+            .where(Check.service == service, Check.status == CheckStatus.RUNNING.value)
+            .where(Check.vendor_task_id.is_not(None), Check.next_poll_at <= utcnow())
+            .order_by(Check.next_poll_at).limit(limit)
+        )
+        return [(check_id, task_id) for check_id, task_id in rows]
+
+
+@app.task(name="voxqueue.poll.gme", acks_late=True, ignore_result=True)
+def poll_gme() -> int:
+    """One round: DescribeScanResultList for due GME checks, 100 task ids a call."""
+    with round_lock("gme") as held:
+        if not held:
+            return 0
+        checks = due("gme", GME_GROUP * MAX_GME_CALLS)
+        calls = 0
+        for start in range(0, len(checks), GME_GROUP):
+            if not _gme_group(checks[start:start + GME_GROUP]):
+                break
+            calls += 1
+        return calls
+
+
+def _gme_group(group: list[tuple[int, str]]) -> bool:
+    try:
+        take("gme", max_wait=5.0)
+        results = clients.gme(get_settings()).describe_scan_results([task_id for _, task_id in group])
+    except (Throttled, VendorError) as error:
+        log.warning("gme poll failed", extra={"reason": getattr(error, "reason", "throttled")})
+        return False
+    by_task = {r.task_id: r for r in results}
+    _merge_round([(cid, by_task.get(tid)) for cid, tid in group])
+    return True
+
+
+@app.task(name="voxqueue.poll.shumei", acks_late=True, ignore_result=True)
+def poll_shumei() -> int:
+    """One round: query_audio/v4 for each due Shumei check."""
+    with round_lock("shumei") as held:
+        if not held:
+            return 0
+        calls = 0
+        client = None
+        for check_id, bt_id in due("shumei", MAX_SHUMEI_CALLS):
+            try:
+                take("shumei", max_wait=5.0)
+                client = client or clients.shumei(get_settings())
+                result = client.query(bt_id)
+            except Throttled:
+                break
+            except VendorError as error:
+                result = None if error.disposition is not Disposition.PERMANENT else error
+            calls += 1
+            _merge_round([(check_id, result)])
+        return calls
+
+
+def _merge_round(pairs) -> None:
+    """Apply each result (None: not ready) and schedule the next poll of what is still open."""
+    now = utcnow()
+    with session_scope() as session:
+        for check_id, result in pairs:
+            check = session.get(Check, check_id)
+            if check is None or check.status != CheckStatus.RUNNING.value:
+                continue
+            if isinstance(result, VendorError):
+                common.fail(check, result.reason, result.summary())
+            elif result is None or not apply(session, check, result):
+                reschedule(check, now)

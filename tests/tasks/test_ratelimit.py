@@ -1,0 +1,76 @@
+"""The shared limit in real Redis: slots are spaced, refusals do not reserve, processes agree."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+import redis
+
+from tasks.ratelimit import RateLimiter
+
+
+@pytest.fixture
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+def peak_per_window(stamps: list[float], window: float = 1.0) -> int:
+    stamps = sorted(stamps)
+    best, start = 0, 0
+    for end, t in enumerate(stamps):
+        while t - stamps[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_slots_are_spaced_by_the_interval(client):
+    limiter = RateLimiter(client, prefix="test:")
+    waits = [limiter.reserve("gme", qps=10, max_wait=10).wait for _ in range(5)]
+    assert waits[0] == pytest.approx(0, abs=0.01)
+    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    assert all(g == pytest.approx(0.1, abs=0.01) for g in gaps)
+
+
+def test_a_refused_caller_reserves_nothing(client):
+    limiter = RateLimiter(client, prefix="test:")
+    for _ in range(5):
+        limiter.reserve("asr", qps=2, max_wait=10)  # books 2.5 s ahead
+    refused = limiter.reserve("asr", qps=2, max_wait=0.5)
+    assert not refused.granted and refused.wait == pytest.approx(2.5, abs=0.05)
+    again = limiter.reserve("asr", qps=2, max_wait=10)
+    assert again.granted and again.wait == pytest.approx(2.5, abs=0.05)
+
+
+def test_vendors_do_not_share_a_budget(client):
+    limiter = RateLimiter(client, prefix="test:")
+    for _ in range(20):
+        limiter.reserve("shumei", qps=1, max_wait=100)
+    assert limiter.reserve("gme", qps=1, max_wait=0).granted
+
+
+def _hammer(url: str, qps: float, count: int, out) -> None:
+    limiter = RateLimiter(redis.Redis.from_url(url), prefix="test:")
+    stamps = []
+    for _ in range(count):
+        limiter.acquire("tupu", qps, max_wait=60)
+        stamps.append(time.time())
+    out.put(stamps)
+
+
+def test_processes_share_one_limit(redis_url):
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(redis_url, 20, 15, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    stamps = [t for _ in procs for t in out.get(timeout=60)]
+    for p in procs:
+        p.join(10)
+    assert len(stamps) == 45
+    assert peak_per_window(stamps) <= 21
+    assert max(stamps) - min(stamps) >= 44 / 20 - 0.1  # 45 requests at 20/s take at least 2.2 s
