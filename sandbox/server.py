@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -47,8 +48,7 @@ async def _serve(
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        ready(f"http://{bound_host}:{bound_port}")
+        ready(f"http://{host}:{runner.addresses[0][1]}")  # the real port when port=0
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -61,7 +61,9 @@ def run(host: str, port: int, config: SandboxConfig) -> None:
         print(f"sandbox listening on {url}", flush=True)
 
     async def main() -> None:
-        await _serve(create_app(config), host, port, ready, asyncio.Event())
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)  # docker stop
+        await _serve(create_app(config), host, port, ready, stop)
 
     try:
         asyncio.run(main())

@@ -2,14 +2,22 @@
 
 Rules for a chunk ``SeqId`` of a session whose last received chunk is ``last``:
 
-- ``SeqId == last + 1``: appended (``IsEnd=1`` finishes the session).
+- ``SeqId == last + 1``: appended (``IsEnd=1`` finishes the session and scores it).
 - ``SeqId <= last`` with the same bytes: an idempotent replay; nothing changes and the
   answer is what that chunk got the first time (the final result for the IsEnd chunk).
   A replay of the last chunk with ``IsEnd=1`` finishes a session that was not finished.
 - ``SeqId <= last`` with different bytes: ``FailedOperation.SeqIdExpired`` (that SeqId is
   used up; start a new session), or ``FailedOperation.SessionExpired`` once finished.
-- ``SeqId > last + 1``: ``FailedOperation.PastSeqIdLose`` (resend from ``last + 1``).
+- ``SeqId > last + 1``, or an unknown session with ``SeqId > 1``:
+  ``FailedOperation.PastSeqIdLose`` (resend from ``last + 1``).
 - A new chunk for a finished session: ``FailedOperation.SessionExpired``.
+- Input checked on every chunk: SeqId 1..3000 (``InvalidParameterValue.InvalidSeqId``,
+  ``InvalidParameter.SeqIdLimitExceeded``); whole 16-bit samples for PCM and WAV
+  (``InvalidParameterValue.AudioSizeMustBeEven``; mp3/speex frames are not checked);
+  3 MB of audio in all (``InvalidParameterValue.VoiceLengthTooLong``); a RIFF/WAVE
+  header on the first WAV chunk (``InternalError.InvalidWAVHeader``).
+- A rejected chunk changes nothing; a new session is kept only once its first chunk
+  is accepted. WorkMode 1 (one-shot) treats every chunk as SeqId 1 with IsEnd 1.
 """
 
 from __future__ import annotations

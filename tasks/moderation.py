@@ -25,7 +25,7 @@ from config.settings import Settings, get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common
+from tasks import breaker, common
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
@@ -110,13 +110,16 @@ def submit_with_retries(task, batch: Batch, submit: Callable[[Batch], dict[int, 
         return
     ids = list(batch.checks)
     try:
+        breaker.check(batch.service)
         take(batch.service)
         accepted = submit(batch)
-    except Throttled as throttled:
-        _step_aside(task, ids, throttled.wait)
+    except (Throttled, breaker.CircuitOpen) as pause:
+        _step_aside(task, ids, pause.wait)
     except VendorError as error:
+        breaker.breaker().record(batch.service, error)
         _on_error(task, ids, error)
     else:
+        breaker.breaker().record(batch.service, None)
         for check_id, outcome in accepted.items():
             record(check_id, outcome)
         missing = [i for i in ids if i not in accepted]

@@ -18,8 +18,9 @@ from typing import Any
 from config.settings import Settings, get_settings
 from models import Check
 from models.db import session_scope
-from tasks import common
-from tasks.audio import Chunk, chunk_count, iter_chunks, open_audio
+from tasks import breaker, common
+from tasks.audio import Chunk, iter_chunks, open_audio
+from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult, voice_file_type_for
@@ -83,10 +84,16 @@ def evaluate(self, check_id: int) -> None:
             check.session_id = new_session_id()
         plan = Plan.from_check(check)
     try:
+        breaker.check("soe")
         result = transmit(client(settings), plan, settings)
+    except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
+        common.release(check_id)
+        raise self.retry(countdown=pause.wait)
     except VendorError as error:
+        breaker.breaker().record("soe", error)
         _handle_error(self, check_id, error, settings)
         return
+    breaker.breaker().record("soe", None)
     _store(check_id, plan, result)
 
 
@@ -132,9 +139,14 @@ def _await_result(soe: SoeClient, plan: Plan, tries: int = 10) -> SoeResult:
 
 
 def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=time.sleep) -> Any:
-    """Call, retrying transient failures and throttling of this one request in process."""
+    """Call, retrying transient failures and throttling of this one request in process.
+
+    Every call first takes a slot of SOE's shared rate limit (raising ``Throttled``
+    when the next slot is too far away, so the task steps aside).
+    """
     tries, waited = 0, 0.0
     while True:
+        take("soe", max_wait=2.0)
         try:
             return call()
         except VendorError as error:
@@ -200,7 +212,3 @@ def _mean(values: list[float | None]) -> float | None:
 
 def _raw(result: SoeResult | KeywordResult) -> dict[str, Any]:
     return {k: v for k, v in result.raw.items() if k != "RequestId"}
-
-
-def expected_chunks(size: int, settings: Settings) -> int:
-    return chunk_count(size, settings.soe_chunk_bytes)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from sandbox.core import SandboxConfig, VendorService
@@ -16,7 +17,8 @@ from sandbox.server import SandboxThread
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_run_prints_one_line_and_serves(http):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_run_prints_one_line_serves_and_stops_cleanly(http, stop_signal):
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -37,7 +39,7 @@ def test_run_prints_one_line_and_serves(http):
         url = line.rsplit(" ", 1)[1]
         assert http.get(url + "/_sandbox/health").json() == {"ok": True}
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
     assert out == ""
