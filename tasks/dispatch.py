@@ -1,8 +1,14 @@
-"""Sending check work to the service queues (by task name, after the commit)."""
+"""Sending check work to the service queues (by task name, after the commit).
+
+Each message carries only check ids; its ``argsrepr`` names the jobs and the
+service, so Flower shows "job 'pupil-007' soe" rather than an opaque number.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from sqlalchemy import select
 
 TASK_FOR = {
     "soe": "voxqueue.soe.evaluate",
@@ -19,22 +25,41 @@ def available(service: str) -> bool:
 
 
 def enqueue(pairs: Iterable[tuple[int, str]]) -> int:
-    """Send one task per (check id, service); return how many were sent."""
+    """Send the tasks for (check id, service) pairs; return how many messages were sent."""
     from workers.app import app
 
+    pairs = list(pairs)
+    labels = job_labels([check_id for check_id, _ in pairs])
+    single = [(cid, s) for cid, s in pairs if s not in BATCHED]
     sent = 0
-    grouped: dict[str, list[int]] = {}
     with app.producer_or_acquire() as producer:
-        for check_id, service in pairs:
-            if service in BATCHED:
-                grouped.setdefault(service, []).append(check_id)
-                continue
-            app.send_task(TASK_FOR[service], args=[check_id], queue=service, producer=producer)
+        for check_id, service in single:
+            app.send_task(TASK_FOR[service], args=[check_id], queue=service, producer=producer,
+                          argsrepr=f"job {labels.get(check_id, '?')!r} {service} (check {check_id})")
             sent += 1
-        for service, ids in grouped.items():
-            size = BATCHED[service]
+        for service, size in BATCHED.items():
+            ids = [cid for cid, s in pairs if s == service]
             for start in range(0, len(ids), size):
-                app.send_task(TASK_FOR[service], args=[ids[start:start + size]], queue=service,
-                              producer=producer)
+                group = ids[start:start + size]
+                app.send_task(TASK_FOR[service], args=[group], queue=service, producer=producer,
+                              argsrepr=_group_label(group, labels, service))
                 sent += 1
     return sent
+
+
+def _group_label(ids: list[int], labels: dict[int, str], service: str) -> str:
+    names = [labels.get(i, "?") for i in ids]
+    shown = ", ".join(repr(n) for n in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{len(ids)} jobs {service}: {shown}"
+
+
+def job_labels(check_ids: list[int]) -> dict[int, str]:
+    """check id -> the job's id as the user knows it (one query)."""
+    if not check_ids:
+        return {}
+    from models import Check, Job
+    from models.db import session_scope
+
+    with session_scope() as session:
+        rows = session.execute(select(Check.id, Job.key).join(Job).where(Check.id.in_(check_ids)))
+        return {check_id: key for check_id, key in rows}

@@ -43,7 +43,8 @@ _SOE_ERROR_GROUPS: dict[tuple[Disposition, str], tuple[str, ...]] = {
     (Disposition.RESTART, "result_expired"): ("FailedOperation.ResultExpired",),
     (Disposition.RESTART, "seq_id_expired"): ("FailedOperation.SeqIdExpired",),
     (Disposition.RESTART, "session_not_found"): (
-        "InternalError.CannotFindSession", "ResourceUnavailable.CannotFindSession"),
+        "InternalError.CannotFindSession", "ResourceUnavailable.CannotFindSession",
+        "FailedOperation.NeedInitBeforeEvaluation"),
     (Disposition.RESTART, "session_id_in_use"): ("InvalidParameterValue.SessionIdInUse",),
     (Disposition.THROTTLED, "server_overload"): (
         "FailedOperation.ServerOverload", "InternalError.ServerOverload"),

@@ -120,6 +120,16 @@ def sandbox(host, port, latency_ms, faults, seed) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+def webhooks(host, port) -> None:
+    """Run the HTTP receiver for vendor callbacks."""
+    from workers.webhooks import run
+
+    run(host, port)
+
+
+@cli.command()
 @click.option("--batch", help="Only this batch.")
 def status(batch) -> None:
     """Counts of jobs and vendor checks by state."""
