@@ -215,9 +215,17 @@ def db_upgrade() -> None:
 @click.option("--port", type=int, default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
 def flower(port, address) -> None:
-    """Run the Flower dashboard against the configured broker."""
+    """Run the Flower dashboard against the configured broker.
+
+    Bound to a loopback address, Flower's HTTP API is enabled without authentication;
+    elsewhere configure Flower's own auth (FLOWER_BASIC_AUTH, ...) to use the API.
+    """
+    import os
+
     from workers.app import app
 
+    if address in ("127.0.0.1", "localhost", "::1"):
+        os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
     app.start(["flower", f"--port={port}", f"--address={address}"])
 
 

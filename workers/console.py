@@ -43,7 +43,7 @@ def setup_logging(settings: Settings) -> None:
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
-    for noisy in ("urllib3", "alembic.runtime.migration", "aiohttp.access"):
+    for noisy in ("urllib3", "alembic.runtime.migration", "alembic.runtime.plugins", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

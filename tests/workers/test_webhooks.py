@@ -1,0 +1,175 @@
+"""The webhook receiver over a real socket, against SQLite and PostgreSQL (and Redis)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+from celery import Celery
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from config.celery import celery_config
+from config.settings import get_settings, reset_settings
+from tasks.moderation import callback_token
+from tests.workers.webhook_helpers import (
+    asr_form, events, gme_body, make_check, serve, shumei_body, tupu_data, tupu_envelope,
+)
+from vendors.gme import sign_callback
+from workers.cli import cli
+from workers.webhooks import MAX_BODY, MERGE_TASK, create_app, merge_sender
+
+ACCESS_KEY = "shumei-access-key-" + "x" * 8
+
+
+def _no_secrets(body: dict, *values: str) -> None:
+    text = json.dumps(body, ensure_ascii=False)
+    for name in ("accessKey", "signature", "Signatue"):
+        assert name not in text
+    for value in values:
+        assert value not in text
+
+
+# -- valid callbacks -----------------------------------------------------------
+def test_healthz(receiver):
+    answer = requests.get(receiver.url("/healthz"), timeout=10)
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+
+
+def test_gme_callback_is_stored_and_merge_enqueued(receiver, keys):
+    check_id = make_check(receiver.database_url, "gme", "gme-task-1")
+    body = gme_body("gme-task-1")
+    answer = receiver.gme(body, sign_callback(body, keys["gme"]))
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    (event,) = events(receiver.database_url)
+    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("gme", "gme-task-1", check_id, "received")
+    assert event.body == json.loads(body) and event.note is None
+    assert receiver.sent == [event.id]
+
+
+def test_tupu_callback_is_stored_without_its_signature(receiver, tupu_key):
+    check_id = make_check(receiver.database_url, "tupu", "tupu-task-1")
+    envelope = tupu_envelope(tupu_key, tupu_data("tupu-task-1"))
+    answer = receiver.post("/callbacks/tupu", json=envelope)
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    (event,) = events(receiver.database_url)
+    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("tupu", "tupu-task-1", check_id, "received")
+    assert event.body == tupu_data("tupu-task-1")
+    _no_secrets(event.body, envelope["signature"])
+    assert receiver.sent == [event.id]
+
+
+def test_tupu_end_of_task_callback(receiver, tupu_key):
+    end = {"code": 0, "requestId": "tupu-task-2", "status": "end", "nonce": "0.8", "timestamp": 1}
+    assert receiver.post("/callbacks/tupu", json=tupu_envelope(tupu_key, end)).status_code == 200
+    (event,) = events(receiver.database_url)
+    assert (event.vendor_task_id, event.body) == ("tupu-task-2", end)
+
+
+def test_shumei_callback_is_stored_without_access_key(receiver):
+    check_id = make_check(receiver.database_url, "shumei", "vq-bt-1")
+    answer = receiver.post("/callbacks/shumei", json=shumei_body("vq-bt-1", ACCESS_KEY))
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    (event,) = events(receiver.database_url)
+    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("shumei", "vq-bt-1", check_id, "received")
+    assert event.body["requestParams"] == {"btId": "vq-bt-1", "channel": "default"}
+    _no_secrets(event.body, ACCESS_KEY)
+    assert receiver.sent == [event.id]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["form", "json"])
+def test_asr_callback_is_stored_and_acknowledged(receiver, as_json):
+    check_id = make_check(receiver.database_url, "asr", "8801")
+    form = asr_form("8801")
+    kwargs = {"json": form} if as_json else {"data": form}
+    answer = receiver.post(receiver.asr_path(check_id), **kwargs)
+    assert (answer.status_code, answer.json()) == (200, {"code": 0, "message": "success"})
+    (event,) = events(receiver.database_url)
+    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("asr", "8801", check_id, "received")
+    assert event.body == form
+    assert receiver.sent == [event.id]
+
+
+# -- refused: forged, replayed with another body, unsigned, unconfigured ---------
+def _refused(receiver, answer, status: int) -> None:
+    assert answer.status_code == status
+    assert events(receiver.database_url) == [] and receiver.sent == []
+
+
+def test_gme_forged_replayed_and_unsigned_are_refused(receiver, keys):
+    body = gme_body("gme-task-1")
+    _refused(receiver, receiver.gme(body, sign_callback(body, secrets.token_hex(16))), 403)
+    altered = body.replace(b'"HitFlag": true', b'"HitFlag": false')
+    _refused(receiver, receiver.gme(altered, sign_callback(body, keys["gme"])), 403)
+    _refused(receiver, receiver.gme(body, None), 401)
+    _refused(receiver, receiver.gme(body, ""), 401)
+
+
+def test_tupu_forged_replayed_and_unsigned_are_refused(receiver, tupu_key, forger_key):
+    data = tupu_data("tupu-task-1")
+    _refused(receiver, receiver.post("/callbacks/tupu", json=tupu_envelope(forger_key, data)), 403)
+    envelope = tupu_envelope(tupu_key, data)
+    altered = dict(envelope, json=envelope["json"].replace('"label": 1', '"label": 0'))
+    _refused(receiver, receiver.post("/callbacks/tupu", json=altered), 403)
+    _refused(receiver, receiver.post("/callbacks/tupu", json={"json": envelope["json"]}), 401)
+    _refused(receiver, receiver.post("/callbacks/tupu", json=data), 401)
+    _refused(receiver, receiver.post("/callbacks/tupu", data=b"not json"), 401)
+
+
+def test_asr_wrong_token_is_refused(receiver):
+    check_id = make_check(receiver.database_url, "asr", "8801")
+    other = make_check(receiver.database_url, "asr", "8802")
+    form = asr_form("8801")
+    _refused(receiver, receiver.post(receiver.asr_path(check_id, "0" * 32), data=form), 403)
+    wrong = callback_token("asr", other, get_settings())  # valid, but for another check
+    _refused(receiver, receiver.post(receiver.asr_path(check_id, wrong), data=form), 403)
+
+
+def test_unconfigured_keys_refuse_everything(database_url, tupu_key):
+    sent: list[int] = []
+    with serve(create_app(get_settings(), sent.append)) as url:
+        rx = Receiver(url, database_url)
+        body = gme_body("gme-task-1")
+        _refused(rx, rx.gme(body, sign_callback(body, "")), 403)
+        _refused(rx, rx.post("/callbacks/tupu", json=tupu_envelope(tupu_key, tupu_data("t"))), 403)
+        _refused(rx, rx.post("/callbacks/asr/1/" + callback_token("asr", 1, get_settings()),
+                             data=asr_form("1")), 403)
+
+
+def test_malformed_bodies_are_refused(receiver, keys):
+    body = b"[1, 2]"
+    _refused(receiver, receiver.gme(body, sign_callback(body, keys["gme"])), 400)
+    _refused(receiver, receiver.post("/callbacks/shumei", data=b"{not json"), 400)
+    _refused(receiver, receiver.post("/callbacks/shumei", json={"code": 1100}), 400)
+    check_id = make_check(receiver.database_url, "asr", "8801")
+    _refused(receiver, receiver.post(receiver.asr_path(check_id), data={"text": "no code"}), 400)
+
+
+@pytest.mark.parametrize("path", ["/callbacks/gme", "/callbacks/shumei", "/callbacks/tupu", "asr"])
+def test_oversized_body_is_refused_unread(receiver, path):
+    path = receiver.asr_path(make_check(receiver.database_url, "asr")) if path == "asr" else path
+    _refused(receiver, receiver.post(path, data=b"{" + b" " * MAX_BODY + b"}"), 413)
+
+
+def test_oversized_chunked_body_is_refused(receiver):
+    chunks = (b" " * 65536 for _ in range(MAX_BODY // 65536 + 1))  # no Content-Length
+    _refused(receiver, receiver.post("/callbacks/shumei", data=chunks), 413)
+
+
+def test_refusals_log_vendor_and_reason_only(receiver, keys, caplog):
+    body = gme_body("gme-task-1")
+    forged = sign_callback(body, secrets.token_hex(16))
+    with caplog.at_level("INFO"):
+        assert receiver.gme(body, forged).status_code == 403
+        assert receiver.post(receiver.asr_path(7, "f" * 32), data=asr_form("1")).status_code == 403
+    refusals = [r for r in caplog.records if r.name == "voxqueue.webhooks"]
+    assert [(r.vendor, r.reason) for r in refusals] == [("gme", "bad_signature"), ("asr", "bad_token")]
+    for secret in (forged, keys["gme"], keys["tencent"], "gme-task-1", "f" * 32):
+        assert secret not in caplog.text

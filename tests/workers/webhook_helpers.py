@@ -1,0 +1,94 @@
+"""A webhook receiver on a real socket (its own event loop in a thread), rows and signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import select
+
+from models import Batch, CallbackEvent, Check, Job
+from models.db import session_scope
+from workers.webhooks import RouteAccessLogger
+
+
+@contextlib.contextmanager
+def serve(app: web.Application) -> Iterator[Callable[[str], str]]:
+    """Serve ``app`` on a free port; yield ``url(path)``; stop the server and its thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="webhooks-test-loop", daemon=True)
+    thread.start()
+
+    def call(coro):
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+    server = TestServer(app, host="127.0.0.1", access_log_class=RouteAccessLogger)
+    try:
+        call(server.start_server())
+        yield lambda path: str(server.make_url(path))
+    finally:
+        call(server.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def make_check(url: str, service: str, vendor_task_id: str | None = None) -> int:
+    with session_scope(url) as session:
+        batch = Batch(name=f"b-{uuid.uuid4().hex[:8]}")
+        job = Job(batch=batch, key="row-1", seq=1, audio="a.wav", services=[service], options={})
+        check = Check(job=job, service=service, status="running", vendor_task_id=vendor_task_id)
+        session.add(check)
+        session.flush()
+        return check.id
+
+
+def events(url: str) -> list[CallbackEvent]:
+    with session_scope(url) as session:
+        return list(session.scalars(select(CallbackEvent).order_by(CallbackEvent.id)))
+
+
+def tupu_envelope(key: rsa.RSAPrivateKey, data: dict[str, Any]) -> dict[str, str]:
+    """What Tupu posts: the data as a JSON string, RSA PKCS#1 v1.5 SHA-256 over it, base64."""
+    text = json.dumps(data, ensure_ascii=False)
+    signature = key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    return {"json": text, "signature": base64.b64encode(signature).decode("ascii")}
+
+
+def gme_body(task_id: str) -> bytes:
+    return json.dumps({
+        "Code": 0, "DataId": "vq-data", "TaskId": task_id, "BizId": 1400000000, "Status": "Success",
+        "HitFlag": True, "ScanPiece": [{"HitFlag": True, "MainType": "abuse", "ScanDetail": [
+            {"Label": "abuse", "Rate": "91.50", "KeyWord": "x", "StartTime": 0, "EndTime": 1000}]}],
+    }).encode()
+
+
+def shumei_body(bt_id: str, access_key: str) -> dict[str, Any]:
+    return {
+        "requestId": "6a9cb980346dfea41111656a514e9109", "btId": bt_id, "code": 1100, "message": "正常",
+        "riskLevel": "PASS", "audioText": "hello", "audioTime": 40,
+        "requestParams": {"accessKey": access_key, "btId": bt_id, "channel": "default"},
+    }
+
+
+def tupu_data(task_id: str) -> dict[str, Any]:
+    return {
+        "code": 0, "message": "success", "nonce": "0.5", "timestamp": 1629969759333,
+        "5c8213b9bc807806aab0a574": {"speechs": [
+            {"requestId": task_id, "label": 1, "review": False, "url": "http://x/seg.mp3"}]},
+    }
+
+
+def asr_form(request_id: str) -> dict[str, str]:
+    return {"code": "0", "message": "success", "requestId": request_id, "appid": "1250000000",
+            "projectid": "0", "audioUrl": "http://x/a.wav", "text": "你好", "audioTime": "2.5"}
