@@ -30,13 +30,17 @@ def task_routes() -> dict[str, dict[str, str]]:
     return routes
 
 
-def beat_schedule() -> dict[str, dict]:
+def beat_schedule(settings: Settings) -> dict[str, dict]:
+    poll = timedelta(seconds=settings.poll_interval)
+    housekeeping = timedelta(seconds=settings.housekeeping_interval)
+    # A round nobody ran in time is dropped (expires): the next one does its work.
     return {
-        "poll-gme": {"task": "voxqueue.poll.gme", "schedule": timedelta(seconds=2)},
-        "poll-shumei": {"task": "voxqueue.poll.shumei", "schedule": timedelta(seconds=2)},
-        "recover-expired-leases": {
-            "task": "voxqueue.housekeeping.recover", "schedule": timedelta(seconds=30),
-        },
+        "poll-gme": {"task": "voxqueue.poll.gme", "schedule": poll,
+                     "options": {"expires": 2 * poll.total_seconds()}},
+        "poll-shumei": {"task": "voxqueue.poll.shumei", "schedule": poll,
+                        "options": {"expires": 2 * poll.total_seconds()}},
+        "recover-stranded-checks": {"task": "voxqueue.housekeeping.recover", "schedule": housekeeping,
+                                    "options": {"expires": 2 * housekeeping.total_seconds()}},
     }
 
 
@@ -60,7 +64,7 @@ def celery_config(settings: Settings) -> dict:
         "worker_hijack_root_logger": False,
         "task_serializer": "json",
         "accept_content": ["json"],
-        "beat_schedule": beat_schedule(),
+        "beat_schedule": beat_schedule(settings),
         "redbeat_redis_url": url.replace("redis+socket://", "unix://"),
         "redbeat_key_prefix": "voxqueue:redbeat:",
         "redbeat_lock_timeout": 30,

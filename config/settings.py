@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     breaker_cooldown: float = 10.0  # seconds a vendor's work steps aside once its circuit opens
     max_deliveries: int = 5  # a message that kills its worker this often fails its check
     lease_seconds: int = 300  # running work whose lease lapsed is re-enqueued by housekeeping
+    stale_seconds: int = 600  # a pending check untouched this long, its queue empty, is re-enqueued
+    housekeeping_interval: float = 30.0  # seconds between housekeeping rounds on the beat
+    poll_interval: float = 2.0  # seconds between polling rounds on the beat
     log_json: bool = False
     log_level: str = "INFO"
 

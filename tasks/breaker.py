@@ -45,9 +45,10 @@ class Breaker:
         self.client.delete(self.prefix + vendor + ":failures")
 
     def record(self, vendor: str, error: VendorError | None) -> None:
+        """Count a call's outcome; errors of other parties (fetching our audio) do not count."""
         if error is None:
             self.success(vendor)
-        elif error.disposition in OUTAGE:
+        elif error.disposition in OUTAGE and error.vendor == vendor:
             self.failure(vendor)
 
 

@@ -31,7 +31,7 @@ def submit(self, check_ids: list[int]) -> None:
     moderation.submit_with_retries(self, batch, _scan)
 
 
-def _scan(batch: moderation.Batch) -> dict[int, moderation.Accepted]:
+def _scan(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
     settings = get_settings()
     client = clients.gme(settings)
     by_key = {facts["key"]: check_id for check_id, facts in batch.checks.items()}

@@ -1,12 +1,24 @@
-"""Housekeeping on the beat: work whose worker vanished is sent again."""
+"""Housekeeping on the beat: work that lost its worker or its message is sent again.
+
+Three kinds of stranded check, each re-enqueued (a duplicate message is
+harmless: the claim lets one delivery work and drops the other):
+- an active check whose lease lapsed: its worker died mid-work;
+- a pending check untouched for ``stale_seconds`` while its queue is empty:
+  its message was lost (a broker restart without persistence);
+- a running check with no lease and nothing submitted, untouched for
+  ``stale_seconds`` plus the longest retry countdown: its retry message was lost.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
-from models import Check
+from config.broker import broker_url, redis_client
+from config.settings import get_settings
+from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks.common import ACTIVE
@@ -15,24 +27,44 @@ from workers.app import app
 
 log = logging.getLogger("voxqueue.housekeeping")
 
+MAX_COUNTDOWN_S = 300
 
-def expired_leases(limit: int = 1000) -> list[tuple[int, str]]:
-    """Checks still active whose lease lapsed: their worker died mid-work."""
+
+def stranded(limit: int = 2000) -> list[tuple[int, str]]:
+    settings = get_settings()
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=settings.stale_seconds)
+    lost_retry = stale - dt.timedelta(seconds=MAX_COUNTDOWN_S)
+    idle = empty_queues()
     with session_scope() as session:
         rows = session.execute(
             select(Check.id, Check.service)
-            .where(Check.status.in_(ACTIVE), Check.lease_until < utcnow())
-            .order_by(Check.id)
-            .limit(limit)
+            .where(Check.status.in_(ACTIVE))
+            .where(or_(
+                Check.lease_until < now,
+                and_(Check.status == CheckStatus.PENDING.value, Check.lease_until.is_(None),
+                     Check.updated_at < stale, Check.service.in_(idle)),
+                and_(Check.status == CheckStatus.RUNNING.value, Check.lease_until.is_(None),
+                     Check.vendor_task_id.is_(None), Check.updated_at < lost_retry),
+            ))
+            .order_by(Check.id).limit(limit)
         )
         return [(check_id, service) for check_id, service in rows]
 
 
+def empty_queues() -> list[str]:
+    """Service queues with no message waiting in the broker."""
+    from tasks.dispatch import TASK_FOR
+
+    client = redis_client(broker_url(get_settings()))
+    return [service for service in TASK_FOR if client.llen(service) == 0]
+
+
 @app.task(name="voxqueue.housekeeping.recover", acks_late=True, ignore_result=True)
 def recover() -> int:
-    """Re-enqueue checks with an expired lease; the claim counts the lost delivery."""
-    pairs = expired_leases()
+    """Re-enqueue stranded checks; the claim counts a delivery that died."""
+    pairs = stranded()
     if pairs:
-        log.warning("re-enqueueing checks whose worker vanished", extra={"count": len(pairs)})
+        log.warning("re-enqueueing stranded checks", extra={"count": len(pairs)})
         enqueue(pairs)
     return len(pairs)

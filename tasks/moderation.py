@@ -25,7 +25,7 @@ from config.settings import Settings, get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope
-from tasks import breaker, common
+from tasks import breaker, common, crashpoints
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
@@ -64,17 +64,18 @@ class Accepted:
 
 
 @dataclass
-class Batch:
+class Claimed:
     """Checks claimed by one delivery, with the payload each one needs."""
 
     service: str
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)  # check id -> request facts
 
 
-def claim_all(service: str, check_ids: list[int], describe: Callable[[Check], dict[str, Any]]) -> Batch:
+def claim_all(service: str, check_ids: list[int], describe: Callable[[Check], dict[str, Any]]) -> Claimed:
     """Claim each check; fail those whose input cannot be sent; skip submitted ones."""
     settings = get_settings()
-    batch = Batch(service)
+    batch = Claimed(service)
+    job_keys: list[str] = []
     with session_scope() as session:
         for check_id in check_ids:
             check = common.claim(session, check_id, settings)
@@ -83,10 +84,13 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Check], di
             if check.vendor_task_id:  # an earlier delivery submitted it: never send twice
                 check.lease_until = None
                 continue
+            job_keys.append(check.job.key)
             try:
                 batch.checks[check_id] = describe(check) | {"key": idempotency_key(check)}
             except VendorError as error:
                 common.fail(check, error.reason, error.summary())
+    for key in job_keys:  # after the claim committed, so a crash here is counted
+        crashpoints.hit(key)
     return batch
 
 
@@ -104,7 +108,7 @@ def record(check_id: int, accepted: Accepted) -> None:
             check.result = accepted.result
 
 
-def submit_with_retries(task, batch: Batch, submit: Callable[[Batch], dict[int, Accepted]]) -> None:
+def submit_with_retries(task, batch: Claimed, submit: Callable[[Batch], dict[int, Accepted]]) -> None:
     """Take a rate-limit slot, submit, record; on failure retry or fail as the error says."""
     if not batch.checks:
         return

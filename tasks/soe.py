@@ -18,7 +18,7 @@ from typing import Any
 from config.settings import Settings, get_settings
 from models import Check
 from models.db import session_scope
-from tasks import breaker, common
+from tasks import breaker, common, crashpoints
 from tasks.audio import Chunk, iter_chunks, open_audio
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
@@ -83,6 +83,8 @@ def evaluate(self, check_id: int) -> None:
         if not check.session_id:
             check.session_id = new_session_id()
         plan = Plan.from_check(check)
+        job_key = check.job.key
+    crashpoints.hit(job_key)
     try:
         breaker.check("soe")
         result = transmit(client(settings), plan, settings)
@@ -109,7 +111,7 @@ def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> SoeResult | Keyw
     else:
         send = lambda c: soe.transmit_with_init(plan.session_id, c.seq, c.is_end, c.data, plan.params)  # noqa: E731
     result = None
-    with open_audio(plan.audio) as stream:
+    with open_audio(plan.audio, timeout=settings.vendor_timeout) as stream:
         for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
             result = with_chunk_retries(lambda: send(chunk), chunk)
             common.renew(plan.check_id, settings, chunks_sent=chunk.seq)

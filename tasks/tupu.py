@@ -31,7 +31,7 @@ def submit(self, check_id: int) -> None:
     moderation.submit_with_retries(self, batch, _submit)
 
 
-def _submit(batch: moderation.Batch) -> dict[int, moderation.Accepted]:
+def _submit(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
     settings = get_settings()
     ((check_id, facts),) = batch.checks.items()
     submitted = clients.tupu(settings).submit_stream(

@@ -45,3 +45,9 @@ def test_throttling_and_permanent_errors_are_not_outages(breaker):
         for _ in range(5):
             breaker.record("soe", VendorError("soe", "x", disposition=disposition))
     assert breaker.open_for("soe") == 0
+
+
+def test_errors_of_other_parties_do_not_open_the_circuit(breaker):
+    for _ in range(5):
+        breaker.record("soe", TransportError("audio", "could not fetch the file"))
+    assert breaker.open_for("soe") == 0

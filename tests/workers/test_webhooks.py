@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
-from celery import Celery
-from click.testing import CliRunner
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from config.celery import celery_config
-from config.settings import get_settings, reset_settings
+from config.settings import get_settings
 from tasks.moderation import callback_token
 from tests.workers.webhook_helpers import (
-    asr_form, events, gme_body, make_check, serve, shumei_body, tupu_data, tupu_envelope,
+    Client, asr_form, events, gme_body, make_check, serve, shumei_body, tupu_data, tupu_envelope,
 )
 from vendors.gme import sign_callback
-from workers.cli import cli
-from workers.webhooks import MAX_BODY, MERGE_TASK, create_app, merge_sender
+from workers.webhooks import MAX_BODY, create_app
 
 ACCESS_KEY = "shumei-access-key-" + "x" * 8
 
@@ -135,7 +125,7 @@ def test_asr_wrong_token_is_refused(receiver):
 def test_unconfigured_keys_refuse_everything(database_url, tupu_key):
     sent: list[int] = []
     with serve(create_app(get_settings(), sent.append)) as url:
-        rx = Receiver(url, database_url)
+        rx = Client(url, database_url, sent)
         body = gme_body("gme-task-1")
         _refused(rx, rx.gme(body, sign_callback(body, "")), 403)
         _refused(rx, rx.post("/callbacks/tupu", json=tupu_envelope(tupu_key, tupu_data("t"))), 403)

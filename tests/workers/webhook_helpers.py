@@ -11,14 +11,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import requests
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
+from config.settings import get_settings
 from models import Batch, CallbackEvent, Check, Job
 from models.db import session_scope
+from tasks.moderation import callback_token
 from workers.webhooks import RouteAccessLogger
 
 
@@ -32,9 +35,9 @@ def serve(app: web.Application) -> Iterator[Callable[[str], str]]:
     def call(coro):
         return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
 
-    server = TestServer(app, host="127.0.0.1", access_log_class=RouteAccessLogger)
+    server = TestServer(app, host="127.0.0.1")
     try:
-        call(server.start_server())
+        call(server.start_server(access_log_class=RouteAccessLogger))  # as `run` does
         yield lambda path: str(server.make_url(path))
     finally:
         call(server.close())
@@ -92,3 +95,22 @@ def tupu_data(task_id: str) -> dict[str, Any]:
 def asr_form(request_id: str) -> dict[str, str]:
     return {"code": "0", "message": "success", "requestId": request_id, "appid": "1250000000",
             "projectid": "0", "audioUrl": "http://x/a.wav", "text": "你好", "audioTime": "2.5"}
+
+
+class Client:
+    """Posts callbacks to a served receiver; ``sent`` records the event ids it enqueued."""
+
+    def __init__(self, url: Callable[[str], str], database_url: str, sent: list[int] | None = None) -> None:
+        self.url, self.database_url = url, database_url
+        self.sent = sent if sent is not None else []
+
+    def gme(self, body: bytes, signature: str | None) -> requests.Response:
+        params = {"Signatue": signature} if signature is not None else {}
+        return requests.post(self.url("/callbacks/gme"), params=params, data=body,
+                             headers={"Content-Type": "application/json"}, timeout=10)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return requests.post(self.url(path), timeout=10, **kwargs)
+
+    def asr_path(self, check_id: int, token: str | None = None) -> str:
+        return f"/callbacks/asr/{check_id}/{token or callback_token('asr', check_id, get_settings())}"
