@@ -7,6 +7,7 @@ harmless: the claim lets one delivery work and drops the other):
   its message was lost (a broker restart without persistence);
 - a running check with no lease and nothing submitted, untouched for
   ``stale_seconds`` plus the longest retry countdown: its retry message was lost.
+A stored callback event not merged a minute later has its merge sent again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import and_, or_, select
 
 from config.broker import broker_url, redis_client
 from config.settings import get_settings
-from models import Check, CheckStatus
+from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks.common import ACTIVE
@@ -60,11 +61,23 @@ def empty_queues() -> list[str]:
     return [service for service in TASK_FOR if client.llen(service) == 0]
 
 
+def unmerged_callbacks(limit: int = 1000) -> list[int]:
+    """Callback events stored but not merged a minute later: their merge message was lost."""
+    cutoff = utcnow() - dt.timedelta(seconds=60)
+    with session_scope() as session:
+        query = (select(CallbackEvent.id).where(CallbackEvent.state == "received")
+                 .where(CallbackEvent.received_at < cutoff).order_by(CallbackEvent.id).limit(limit))
+        return list(session.scalars(query))
+
+
 @app.task(name="voxqueue.housekeeping.recover", acks_late=True, ignore_result=True)
 def recover() -> int:
-    """Re-enqueue stranded checks; the claim counts a delivery that died."""
+    """Re-enqueue stranded checks (the claim counts a delivery that died) and lost merges."""
     pairs = stranded()
     if pairs:
         log.warning("re-enqueueing stranded checks", extra={"count": len(pairs)})
         enqueue(pairs)
-    return len(pairs)
+    events = unmerged_callbacks()
+    for event_id in events:
+        app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
+    return len(pairs) + len(events)

@@ -108,7 +108,7 @@ def record(check_id: int, accepted: Accepted) -> None:
             check.result = accepted.result
 
 
-def submit_with_retries(task, batch: Claimed, submit: Callable[[Batch], dict[int, Accepted]]) -> None:
+def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> None:
     """Take a rate-limit slot, submit, record; on failure retry or fail as the error says."""
     if not batch.checks:
         return

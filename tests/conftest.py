@@ -105,3 +105,6 @@ def redis_url() -> str:
 @pytest.fixture
 def samples() -> Path:
     return Path(__file__).resolve().parents[1] / "workers" / "samples"
+
+
+from tests.pipeline import pipeline, pipeline_env, pytest_runtest_makereport  # noqa: E402,F401  (shared fixtures)

@@ -82,7 +82,8 @@ def _load_public_key(path: Path) -> rsa.RSAPublicKey:
     try:
         return tupu.load_public_key(Path(path).read_bytes())
     except (OSError, ValueError) as exc:
-        raise RuntimeError(f"VOXQUEUE_TUPU_PUBLIC_KEY: cannot load an RSA public key from {path}") from exc
+        message = f"VOXQUEUE_TUPU_PUBLIC_KEY: cannot load an RSA public key from {path}"
+        raise RuntimeError(message) from exc
 
 
 def scrub(value: Any) -> Any:

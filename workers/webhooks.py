@@ -90,9 +90,10 @@ class Receiver:
             step = "enqueue"
             if state == "received":
                 await self.blocking(self.enqueue, event_id)
-        except Exception as exc:  # never echo the error: it may quote the body
-            log.error("%s callback not handled (%s failed: %s)", inbound.vendor, step,
-                      type(exc).__name__, extra={"vendor": inbound.vendor, "reason": f"{step}_failed"})
+        except Exception as exc:  # never echo the error: it may quote the body or a URL
+            reason = f"{step}_failed"
+            log.error("%s callback not handled (%s: %s)", inbound.vendor, reason,
+                      type(exc).__name__, extra={"vendor": inbound.vendor, "reason": reason})
             return web.json_response({"error": "unavailable"}, status=503)
         return web.json_response(ack)
 
@@ -121,7 +122,8 @@ def store(inbound: Inbound, database_url: str) -> tuple[int, str]:
         unknown = check_id is None and inbound.must_match
         event = CallbackEvent(
             vendor=inbound.vendor, vendor_task_id=inbound.vendor_task_id, check_id=check_id,
-            state="unknown" if unknown else "received", body=inbound.body, note=_note(inbound, check_id),
+            state="unknown" if unknown else "received", body=inbound.body,
+            note=_note(inbound, check_id),
         )
         session.add(event)
         session.flush()
@@ -161,7 +163,9 @@ async def _thread_pool(app: web.Application) -> AsyncIterator[None]:
 RECEIVER = web.AppKey("receiver", Receiver)
 
 
-def create_app(settings: Settings | None = None, enqueue: Callable[[int], None] | None = None) -> web.Application:
+def create_app(
+    settings: Settings | None = None, enqueue: Callable[[int], None] | None = None
+) -> web.Application:
     """The receiver; ``enqueue(event_id)`` defaults to sending the merge task to the broker."""
     receiver = Receiver(settings or get_settings(), enqueue or _send_with_default_app)
     app = web.Application(client_max_size=MAX_BODY)

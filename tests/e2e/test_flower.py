@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 
-from tests.e2e.conftest import wait_until
+from tests.pipeline import wait_until
 from tests.e2e.test_soe_pipeline import make_manifest
 from workers.processes import free_port, running, voxqueue_command, wait_http
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.soe import score
-from tests.e2e.conftest import CHUNK_BYTES, write_speech_like_wav
+from tests.pipeline import CHUNK_BYTES, write_speech_like_wav
 
 pytestmark = [pytest.mark.e2e]
 

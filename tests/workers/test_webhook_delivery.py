@@ -31,7 +31,8 @@ def test_unknown_gme_and_tupu_tasks_are_kept_for_the_merge(receiver, keys, tupu_
     """The callback may beat the recording of the vendor's task id: stored, merged later."""
     body = gme_body("gme-unknown")
     assert receiver.gme(body, sign_callback(body, keys["gme"])).status_code == 200
-    assert receiver.post("/callbacks/tupu", json=tupu_envelope(tupu_key, tupu_data("tupu-unknown"))).status_code == 200
+    envelope = tupu_envelope(tupu_key, tupu_data("tupu-unknown"))
+    assert receiver.post("/callbacks/tupu", json=envelope).status_code == 200
     rows = events(receiver.database_url)
     assert [(e.vendor, e.vendor_task_id, e.check_id, e.state) for e in rows] == [
         ("gme", "gme-unknown", None, "received"), ("tupu", "tupu-unknown", None, "received")]
@@ -66,10 +67,10 @@ def test_broker_failure_answers_503_and_keeps_the_row(database_url, keys, caplog
 
     make_check(database_url, "shumei", "vq-bt")
     with serve(create_app(get_settings(), broken)) as url:
-        answer = Client(url, database_url).post("/callbacks/shumei", json=shumei_body("vq-bt", "k"))
+        answer = Client(url, database_url).shumei("vq-bt")
     assert (answer.status_code, answer.json()) == (503, {"error": "unavailable"})
     assert [e.state for e in events(database_url)] == ["received"]
-    assert "enqueue failed" in caplog.text and "hunter2" not in caplog.text
+    assert "enqueue_failed" in caplog.text and "hunter2" not in caplog.text
 
 
 def test_event_loop_answers_while_a_broker_call_blocks(database_url, keys):
@@ -82,7 +83,7 @@ def test_event_loop_answers_while_a_broker_call_blocks(database_url, keys):
     make_check(database_url, "shumei", "vq-bt")
     with serve(create_app(get_settings(), slow)) as url, ThreadPoolExecutor(1) as pool:
         client = Client(url, database_url)
-        pending = pool.submit(client.post, "/callbacks/shumei", json=shumei_body("vq-bt", "k"))
+        pending = pool.submit(client.shumei, "vq-bt")
         assert entered.wait(10)
         assert requests.get(url("/healthz"), timeout=2).status_code == 200
         assert not pending.done()
@@ -98,7 +99,7 @@ def test_merge_message_lands_in_redis(database_url, keys, redis_url, monkeypatch
     check_id = make_check(database_url, "shumei", "vq-bt")
     try:
         with serve(create_app(get_settings(), merge_sender(broker))) as url:
-            assert Client(url, database_url).post("/callbacks/shumei", json=shumei_body("vq-bt", "k")).ok
+            assert Client(url, database_url).shumei("vq-bt").ok
     finally:
         broker.close()
     (event,) = events(database_url)
@@ -122,7 +123,7 @@ def test_default_enqueue_sends_the_merge_task_by_name(database_url, keys, monkey
     monkeypatch.setattr(app, "send_task", lambda name, **kw: calls.append((name, kw)))
     make_check(database_url, "shumei", "vq-bt")
     with serve(create_app()) as url:
-        assert Client(url, database_url).post("/callbacks/shumei", json=shumei_body("vq-bt", "k")).ok
+        assert Client(url, database_url).shumei("vq-bt").ok
     (event,) = events(database_url)
     assert calls == [(MERGE_TASK, {"args": [event.id], "queue": "callbacks"})]
 

@@ -11,7 +11,8 @@ import requests
 from config.settings import get_settings
 from tasks.moderation import callback_token
 from tests.workers.webhook_helpers import (
-    Client, asr_form, events, gme_body, make_check, serve, shumei_body, tupu_data, tupu_envelope,
+    Client, asr_form, events, gme_body, key, make_check, serve, shumei_body, tupu_data,
+    tupu_envelope,
 )
 from vendors.gme import sign_callback
 from workers.webhooks import MAX_BODY, create_app
@@ -39,7 +40,7 @@ def test_gme_callback_is_stored_and_merge_enqueued(receiver, keys):
     answer = receiver.gme(body, sign_callback(body, keys["gme"]))
     assert (answer.status_code, answer.json()) == (200, {"ok": True})
     (event,) = events(receiver.database_url)
-    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("gme", "gme-task-1", check_id, "received")
+    assert key(event) == ("gme", "gme-task-1", check_id, "received")
     assert event.body == json.loads(body) and event.note is None
     assert receiver.sent == [event.id]
 
@@ -50,7 +51,7 @@ def test_tupu_callback_is_stored_without_its_signature(receiver, tupu_key):
     answer = receiver.post("/callbacks/tupu", json=envelope)
     assert (answer.status_code, answer.json()) == (200, {"ok": True})
     (event,) = events(receiver.database_url)
-    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("tupu", "tupu-task-1", check_id, "received")
+    assert key(event) == ("tupu", "tupu-task-1", check_id, "received")
     assert event.body == tupu_data("tupu-task-1")
     _no_secrets(event.body, envelope["signature"])
     assert receiver.sent == [event.id]
@@ -68,7 +69,7 @@ def test_shumei_callback_is_stored_without_access_key(receiver):
     answer = receiver.post("/callbacks/shumei", json=shumei_body("vq-bt-1", ACCESS_KEY))
     assert (answer.status_code, answer.json()) == (200, {"ok": True})
     (event,) = events(receiver.database_url)
-    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("shumei", "vq-bt-1", check_id, "received")
+    assert key(event) == ("shumei", "vq-bt-1", check_id, "received")
     assert event.body["requestParams"] == {"btId": "vq-bt-1", "channel": "default"}
     _no_secrets(event.body, ACCESS_KEY)
     assert receiver.sent == [event.id]
@@ -82,7 +83,7 @@ def test_asr_callback_is_stored_and_acknowledged(receiver, as_json):
     answer = receiver.post(receiver.asr_path(check_id), **kwargs)
     assert (answer.status_code, answer.json()) == (200, {"code": 0, "message": "success"})
     (event,) = events(receiver.database_url)
-    assert (event.vendor, event.vendor_task_id, event.check_id, event.state) == ("asr", "8801", check_id, "received")
+    assert key(event) == ("asr", "8801", check_id, "received")
     assert event.body == form
     assert receiver.sent == [event.id]
 
@@ -160,6 +161,7 @@ def test_refusals_log_vendor_and_reason_only(receiver, keys, caplog):
         assert receiver.gme(body, forged).status_code == 403
         assert receiver.post(receiver.asr_path(7, "f" * 32), data=asr_form("1")).status_code == 403
     refusals = [r for r in caplog.records if r.name == "voxqueue.webhooks"]
-    assert [(r.vendor, r.reason) for r in refusals] == [("gme", "bad_signature"), ("asr", "bad_token")]
+    logged = [(r.vendor, r.reason) for r in refusals]
+    assert logged == [("gme", "bad_signature"), ("asr", "bad_token")]
     for secret in (forged, keys["gme"], keys["tencent"], "gme-task-1", "f" * 32):
         assert secret not in caplog.text

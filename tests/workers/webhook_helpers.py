@@ -61,6 +61,10 @@ def events(url: str) -> list[CallbackEvent]:
         return list(session.scalars(select(CallbackEvent).order_by(CallbackEvent.id)))
 
 
+def key(event: CallbackEvent) -> tuple:
+    return event.vendor, event.vendor_task_id, event.check_id, event.state
+
+
 def tupu_envelope(key: rsa.RSAPrivateKey, data: dict[str, Any]) -> dict[str, str]:
     """What Tupu posts: the data as a JSON string, RSA PKCS#1 v1.5 SHA-256 over it, base64."""
     text = json.dumps(data, ensure_ascii=False)
@@ -78,8 +82,8 @@ def gme_body(task_id: str) -> bytes:
 
 def shumei_body(bt_id: str, access_key: str) -> dict[str, Any]:
     return {
-        "requestId": "6a9cb980346dfea41111656a514e9109", "btId": bt_id, "code": 1100, "message": "正常",
-        "riskLevel": "PASS", "audioText": "hello", "audioTime": 40,
+        "requestId": "6a9cb980346dfea41111656a514e9109", "btId": bt_id, "code": 1100,
+        "message": "正常", "riskLevel": "PASS", "audioText": "hello", "audioTime": 40,
         "requestParams": {"accessKey": access_key, "btId": bt_id, "channel": "default"},
     }
 
@@ -100,7 +104,7 @@ def asr_form(request_id: str) -> dict[str, str]:
 class Client:
     """Posts callbacks to a served receiver; ``sent`` records the event ids it enqueued."""
 
-    def __init__(self, url: Callable[[str], str], database_url: str, sent: list[int] | None = None) -> None:
+    def __init__(self, url: Callable[[str], str], database_url: str, sent: list[int] | None = None):
         self.url, self.database_url = url, database_url
         self.sent = sent if sent is not None else []
 
@@ -113,4 +117,8 @@ class Client:
         return requests.post(self.url(path), timeout=10, **kwargs)
 
     def asr_path(self, check_id: int, token: str | None = None) -> str:
-        return f"/callbacks/asr/{check_id}/{token or callback_token('asr', check_id, get_settings())}"
+        token = token or callback_token("asr", check_id, get_settings())
+        return f"/callbacks/asr/{check_id}/{token}"
+
+    def shumei(self, bt_id: str) -> requests.Response:
+        return self.post("/callbacks/shumei", json=shumei_body(bt_id, "shumei-key"))

@@ -11,6 +11,7 @@ import math
 import os
 import random
 import secrets
+import signal
 import subprocess
 import time
 import wave
@@ -48,6 +49,15 @@ class Pipeline:
         self.workers.append(proc)
         return proc
 
+    def start_beat(self) -> subprocess.Popen:
+        log = self.logs / "beat.log"
+        return self.stack.enter_context(running(voxqueue_command("beat"), self.env, log))
+
+    def kill_worker(self, proc: subprocess.Popen) -> None:
+        """SIGKILL the worker's whole process group: no warm shutdown, nothing acked."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
     def report(self, batch: str) -> list[dict]:
         return json.loads(self.cli("report", "--batch", batch).stdout)
 
@@ -59,7 +69,13 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(database_url, redis_url, tmp_path, request) -> Iterator[Pipeline]:
+def pipeline_env() -> dict[str, str]:
+    """Extra environment for every process of the pipeline (override per module)."""
+    return {}
+
+
+@pytest.fixture
+def pipeline(database_url, redis_url, tmp_path, request, pipeline_env) -> Iterator[Pipeline]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ) | {
@@ -72,7 +88,7 @@ def pipeline(database_url, redis_url, tmp_path, request) -> Iterator[Pipeline]:
         "VOXQUEUE_SOE_CHUNK_BYTES": str(CHUNK_BYTES),
         "VOXQUEUE_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
-    }
+    } | pipeline_env
     logs = tmp_path / "logs"
     with ExitStack() as stack:
         sbx = stack.enter_context(running(voxqueue_command("sandbox", "--port", str(port)), env, logs / "sandbox.log"))
