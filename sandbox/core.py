@@ -74,12 +74,20 @@ class SandboxConfig:
     asr_secret_key: str | None = field(default=None, repr=False)
     gme_biz_id: int | None = None
     gme_callback_key: str | None = field(default=None, repr=False)
+    # Moderation vendors (sandbox.gme, .shumei, .tupu, .asr, .media, .callbacks).
+    media_dir: str | None = None  # served at /media/ (not a vendor route: no faults)
+    fetch_timeout_s: float = 10.0  # a vendor downloading a media URL
+    callback_signing: str = "valid"  # "valid" | "forged" (wrong key) | "corrupt" (body altered)
+    callback_retry_s: float = 1.0  # the n-th callback retry waits n times this (capped at 12x)
+    tupu_stream_duration_s: float = 5.0  # a stream that is never closed ends by itself
+    shumei_raw_max_bytes: int = 6 * 1024 * 1024  # base64 RAW content (the seed's 6 MB)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # fault rules may be given as dicts (JSON)
         self.faults = [
             f if isinstance(f, FaultRule) else FaultRule.from_dict(f) for f in self.faults
         ]
+        _signing_mode(self.callback_signing)
 
 
 def _rules(items: list[dict[str, Any]]) -> list[FaultRule]:
@@ -90,6 +98,15 @@ def _seed(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+SIGNING_MODES = ("valid", "forged", "corrupt")
+
+
+def _signing_mode(value: Any) -> str:
+    if value not in SIGNING_MODES:
+        raise ValueError(f"callback_signing must be one of {SIGNING_MODES}, got {value!r}")
+    return str(value)
+
+
 # What ``/_sandbox/config`` may replace, each with its converter.
 RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
     "latency_ms": float,
@@ -98,6 +115,10 @@ RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
     "soe_session_ttl_s": float,
     "clock_skew_s": float,
     "result_delay_s": float,
+    "callback_signing": _signing_mode,
+    "callback_retry_s": float,
+    "fetch_timeout_s": float,
+    "tupu_stream_duration_s": float,
 }
 
 
@@ -244,9 +265,14 @@ def add_vendor_route(
 
 
 def _default_services() -> list[ServiceFactory]:
+    from sandbox.asr import AsrService
+    from sandbox.gme import GmeService
+    from sandbox.shumei import ShumeiService
     from sandbox.soe import SoeService
+    from sandbox.tupu import TupuService
 
-    return [SoeService]
+    # Vendors with their own paths come before the Tencent front door's catch-all POST.
+    return [ShumeiService, TupuService, AsrService, SoeService, GmeService]
 
 
 def create_app(
@@ -255,10 +281,12 @@ def create_app(
     """The sandbox app; ``services`` are factories (usually classes) taking the :class:`Sandbox`."""
     from sandbox.control import add_control_routes
     from sandbox.faults import fault_middleware
+    from sandbox.media import add_media_route
 
     app = web.Application(middlewares=[fault_middleware], client_max_size=MAX_BODY_BYTES)
     sandbox = app[SANDBOX] = Sandbox(config)
     add_control_routes(app)
+    add_media_route(app, config)
     for factory in services if services is not None else _default_services():
         service = factory(sandbox)
         sandbox.services.append(service)

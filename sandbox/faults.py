@@ -76,5 +76,5 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     rule = sandbox.plan.pick(vendor, action)
     if rule is None:
         return await handler(request)
-    sandbox.stats.fault(rule.kind)
+    sandbox.stats.fault(rule.kind, f"{vendor}.{action}")
     return await APPLY[rule.kind](Injection(request, handler, route, rule, vendor))

@@ -14,9 +14,11 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from sandbox.core import FaultRule, SandboxConfig, ServiceFactory, create_app, sandbox_of
 
@@ -24,7 +26,8 @@ SHUTDOWN_TIMEOUT_S = 2.0
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> SandboxConfig:
-    """Settings from ``VOXQUEUE_TENCENT_*`` and ``VOXQUEUE_SANDBOX_{LATENCY_MS,FAULTS,SEED}``."""
+    """Settings from ``VOXQUEUE_TENCENT_*`` and ``VOXQUEUE_SANDBOX_{LATENCY_MS,FAULTS,SEED}``,
+    plus the moderation vendors' (see :func:`_moderation_from_env`)."""
     env = os.environ if env is None else env
     seed = env.get("VOXQUEUE_SANDBOX_SEED")
     return SandboxConfig(
@@ -36,7 +39,49 @@ def config_from_env(env: Mapping[str, str] | None = None) -> SandboxConfig:
         faults=[
             FaultRule.from_dict(d) for d in json.loads(env.get("VOXQUEUE_SANDBOX_FAULTS") or "[]")
         ],
+        **_moderation_from_env(env),
     )
+
+
+def _moderation_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """GME, Shumei, Tupu and ASR settings; the pipeline's own variables where they exist.
+
+    ASR signs with the Tencent credentials. Key variables are PEM file paths; without
+    ``VOXQUEUE_SANDBOX_TUPU_CLIENT_PUBLIC_KEY`` the public half of the pipeline's
+    ``VOXQUEUE_TUPU_PRIVATE_KEY`` is used; without a server key one is generated on
+    first use (its public half: ``GET /_sandbox/tupu/public-key``).
+    """
+    biz_id, delay = env.get("VOXQUEUE_GME_BIZ_ID"), env.get("VOXQUEUE_SANDBOX_RESULT_DELAY_S")
+    client_key = _read(env.get("VOXQUEUE_SANDBOX_TUPU_CLIENT_PUBLIC_KEY"))
+    return {
+        "shumei_access_key": env.get("VOXQUEUE_SHUMEI_ACCESS_KEY") or None,
+        "gme_biz_id": int(biz_id) if biz_id else None,
+        "gme_callback_key": env.get("VOXQUEUE_GME_CALLBACK_KEY") or None,
+        "asr_appid": env.get("VOXQUEUE_ASR_APPID") or None,
+        "asr_secret_id": env.get("VOXQUEUE_TENCENT_SECRET_ID") or None,
+        "asr_secret_key": env.get("VOXQUEUE_TENCENT_SECRET_KEY") or None,
+        "tupu_secret_id": env.get("VOXQUEUE_TUPU_SECRET_ID") or None,
+        "tupu_client_public_key": client_key or _public_half(env.get("VOXQUEUE_TUPU_PRIVATE_KEY")),
+        "tupu_server_private_key": _read(env.get("VOXQUEUE_SANDBOX_TUPU_SERVER_PRIVATE_KEY")),
+        "result_delay_s": float(delay) if delay else 0.0,
+        "media_dir": env.get("VOXQUEUE_SANDBOX_MEDIA_DIR") or None,
+    }
+
+
+def _read(path: str | None) -> str | None:
+    return Path(path).read_text() if path else None
+
+
+def _public_half(private_key_path: str | None) -> str | None:
+    """The PEM public key of a PEM private key file (what Tupu holds for the customer)."""
+    pem = _read(private_key_path)
+    if pem is None:
+        return None
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return public.decode()
 
 
 async def _serve(
@@ -132,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8900)
+    parser.add_argument("--media", metavar="DIR", help="serve DIR at /media/ for the vendors")
     args = parser.parse_args(argv)
     try:
         config = config_from_env()
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: bad sandbox settings: {exc}", file=sys.stderr)
+        return 2
+    config.media_dir = args.media or config.media_dir
+    if config.media_dir and not Path(config.media_dir).is_dir():
+        print(f"error: no media directory {config.media_dir}", file=sys.stderr)
         return 2
     run(args.host, args.port, config)
     return 0

@@ -43,11 +43,15 @@ class Stats:
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()  # "soe.TransmitOralProcessWithInit" -> n
         self.faults: Counter[str] = Counter()  # fault kind -> n
+        self.faults_by_action: Counter[str] = Counter()  # "gme.ScanVoice" -> faulted requests
         self.rates: defaultdict[str, PeakRate] = defaultdict(PeakRate)  # vendor -> requests/s
         self.per_second: defaultdict[str, Counter[int]] = defaultdict(
             Counter
         )  # vendor -> epoch s -> n
         self.accepted: defaultdict[str, Counter[str]] = defaultdict(Counter)  # vendor -> key -> n
+        self.duplicates: defaultdict[str, Counter[str]] = defaultdict(Counter)  # vendor -> key -> n
+        # vendor -> "delivered" | "failed_attempts" | "gave_up" -> n
+        self.callbacks: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
     def record(self, vendor: str, action: str) -> None:
         """One arriving request, faulted or not."""
@@ -55,12 +59,22 @@ class Stats:
         self.rates[vendor].add(time.monotonic())
         self.per_second[vendor][int(time.time())] += 1
 
-    def fault(self, kind: str) -> None:
+    def fault(self, kind: str, endpoint: str | None = None) -> None:
         self.faults[kind] += 1
+        if endpoint:
+            self.faults_by_action[endpoint] += 1
 
     def accept(self, vendor: str, key: str) -> None:
         """One accepted submission for ``key`` (an idempotency key: SessionId, btId, ...)."""
         self.accepted[vendor][key] += 1
+
+    def duplicate(self, vendor: str, key: str) -> None:
+        """A submission under a key seen before (``accepted`` shows if it made a new task)."""
+        self.duplicates[vendor][key] += 1
+
+    def callback(self, vendor: str, outcome: str) -> None:
+        """One callback outcome: "delivered", "failed_attempts" (per attempt) or "gave_up"."""
+        self.callbacks[vendor][outcome] += 1
 
     def peak_rps(self, vendor: str) -> int:
         return self.rates[vendor].peak if vendor in self.rates else 0
@@ -69,10 +83,13 @@ class Stats:
         return {
             "requests": dict(self.requests),
             "faults": dict(self.faults),
+            "faults_by_action": dict(self.faults_by_action),
             "vendor_requests": {v: r.count for v, r in self.rates.items()},
             "peak_rps": {v: r.peak for v, r in self.rates.items()},
             "per_second": {
                 v: {str(s): n for s, n in c.items()} for v, c in self.per_second.items()
             },
             "accepted": {v: dict(c) for v, c in self.accepted.items()},
+            "duplicates": {v: dict(c) for v, c in self.duplicates.items()},
+            "callbacks": {v: dict(c) for v, c in self.callbacks.items()},
         }

@@ -105,7 +105,9 @@ def beat(loglevel) -> None:
 @click.option("--latency-ms", type=float, default=None, help="Added latency per vendor call.")
 @click.option("--faults", default=None, help='JSON list of fault rules, e.g. [{"kind":"throttle","rate":0.2}].')
 @click.option("--seed", type=int, default=None, help="Seed for fault decisions.")
-def sandbox(host, port, latency_ms, faults, seed) -> None:
+@click.option("--media", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Serve this folder at /media/ (a stand-in for VOXQUEUE_MEDIA_BASE_URL).")
+def sandbox(host, port, latency_ms, faults, seed, media) -> None:
     """Run the local emulator of all five vendor APIs."""
     from sandbox.server import config_from_env, run
 
@@ -116,6 +118,8 @@ def sandbox(host, port, latency_ms, faults, seed) -> None:
         config.faults = console.parse_faults(faults)
     if seed is not None:
         config.seed = seed
+    if media is not None:
+        config.media_dir = str(media)
     run(host, port, config)
 
 

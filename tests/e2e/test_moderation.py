@@ -37,7 +37,9 @@ def media(tmp_path: Path) -> Path:
 
 
 def expected(audio: Path, vendor: str) -> str:
-    return verdict_for(audio.read_bytes(), vendor)[0]
+    """The sandbox's verdict, as the vendor can express it: GME only knows hit (REJECT) or not."""
+    verdict = verdict_for(audio.read_bytes(), vendor)[0]
+    return ("REJECT" if verdict == "REJECT" else "PASS") if vendor == "gme" else verdict
 
 
 def strictest(verdicts) -> str | None:
@@ -54,12 +56,18 @@ def accepted_once(stats: dict, vendor: str, count: int) -> None:
 
 
 def assert_one_result_per_check() -> None:
+    """One merged result per file check; a stream's violations merge, then exactly one end."""
     with session_scope() as session:
         merged = session.execute(
             select(CallbackEvent.check_id, func.count()).where(CallbackEvent.state == "merged")
+            .where(CallbackEvent.vendor != "tupu")
             .group_by(CallbackEvent.check_id).having(func.count() > 1)
         ).all()
         assert merged == []
+        tupu = session.scalars(select(CallbackEvent).where(CallbackEvent.vendor == "tupu",
+                                                           CallbackEvent.state == "merged")).all()
+        ends = [e.check_id for e in tupu if e.body.get("status") == "end"]
+        assert len(ends) == len(set(ends))
         unfinished = session.scalar(select(func.count()).select_from(Check).where(Check.finished_at.is_(None)))
         assert unfinished == 0
 
@@ -95,7 +103,7 @@ def test_hundred_jobs_with_transient_faults(pipeline, tmp_path):
     scan_calls = stats["requests"].get("gme.ScanVoice", 0)
     print(f"\nScanVoice calls: {scan_calls}; faults: {stats['faults']}")
     assert stats["faults"], "the faults were injected"
-    assert scan_calls <= math.ceil(100 / 100) + stats.get("faults_by_action", {}).get("gme.ScanVoice", scan_calls)
+    assert scan_calls <= math.ceil(100 / 100) + stats["faults_by_action"].get("gme.ScanVoice", 0)
     assert_one_result_per_check()
 
 

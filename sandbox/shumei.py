@@ -1,0 +1,186 @@
+"""Shumei audio-file moderation v4: ``POST /audio/v4``, ``POST /query_audio/v4``, callback.
+
+Every answer is HTTP 200 with a ``code`` (seed 004): 1100 success, 1101 still
+processing, 1901 QPS limit (the ``throttle`` fault), 1902 invalid parameters,
+1903 service failure (the ``overload`` fault), 1904 download failure, 9101 wrong
+``accessKey``. RAW content is base64 (``formatInfo`` required; pcm also needs
+``rate`` and ``track``) up to ``config.shumei_raw_max_bytes``; URL content is
+downloaded when processed. After ``result_delay_s`` the query answers the seed's
+result shape (and the ``callback``, if given, gets the same body, retried up to
+12 times until HTTP 200). A ``btId`` seen before answers its first ``requestId``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.callbacks import Callback
+from sandbox.core import add_vendor_route
+from sandbox.moderation import PASS, REJECT, ModerationService, Task
+
+SUCCESS, PROCESSING, QPS_LIMIT, INVALID, SERVICE_FAILURE = 1100, 1101, 1901, 1902, 1903
+DOWNLOAD_FAILED, NO_PERMISSION = 1904, 9101
+MESSAGES = {
+    SUCCESS: "成功", PROCESSING: "处理中", QPS_LIMIT: "QPS超限", INVALID: "参数不合法",
+    SERVICE_FAILURE: "服务失败", DOWNLOAD_FAILED: "下载失败", NO_PERMISSION: "无权限操作",
+}  # fmt: skip
+REQUIRED = ("appId", "eventId", "type", "contentType", "content", "btId", "data")
+BT_ID_MAX = 128
+CALLBACK_ATTEMPTS = 12
+SEGMENT_S = 10
+DESCRIPTIONS = {"porn": "色情", "abuse": "辱骂", "ad": "广告", "politics": "涉政", "moan": "娇喘"}
+
+
+class ShumeiError(Exception):
+    def __init__(self, code: int, detail: str = "") -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+def answer(code: int, detail: str = "", **fields: Any) -> web.Response:
+    message = MESSAGES.get(code, "") + (f": {detail}" if detail else "")
+    body = {"code": code, "message": message, "requestId": uuid.uuid4().hex} | fields
+    return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _content(body: dict[str, Any], raw_max: int) -> bytes | str:
+    """The audio (RAW, decoded) or the URL to download."""
+    kind, content, data = body["contentType"], body["content"], body["data"]
+    if not isinstance(data, dict) or not isinstance(content, str):
+        raise ShumeiError(INVALID, "data must be an object and content a string")
+    if kind == "URL":
+        return content
+    if kind != "RAW":
+        raise ShumeiError(INVALID, "contentType must be URL or RAW")
+    fmt = data.get("formatInfo")
+    if fmt not in ("pcm", "wav", "mp3"):
+        raise ShumeiError(INVALID, "RAW content needs data.formatInfo: pcm, wav or mp3")
+    if fmt == "pcm" and (data.get("rate") is None or data.get("track") not in (1, 2)):
+        raise ShumeiError(INVALID, "pcm needs data.rate and data.track")
+    if len(content) > raw_max:
+        raise ShumeiError(INVALID, f"RAW content is over {raw_max} bytes")
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise ShumeiError(INVALID, "content is not base64") from None
+
+
+def _segment(task: Task, i: int, label: str, level: str) -> dict[str, Any]:
+    return {
+        "audioStarttime": i * SEGMENT_S, "audioEndtime": (i + 1) * SEGMENT_S,
+        "audioUrl": f"http://sandbox.invalid/shumei/{task.task_id}_a{i:04d}.mp3",
+        "riskLevel": level, "riskLabel1": label, "riskLabel2": "", "riskLabel3": "",
+        "riskDescription": DESCRIPTIONS.get(label, "正常"),
+        "riskDetail": {"audioText": task.text if i == 0 else ""},
+    }  # fmt: skip
+
+
+def _details(task: Task) -> list[dict[str, Any]]:
+    """One segment per label (the first at the task's verdict, the rest REJECT)."""
+    if task.verdict == PASS:
+        return [_segment(task, 0, "normal", PASS)] if task.info["return_all_text"] else []
+    return [
+        _segment(task, i, label, task.verdict if i == 0 else REJECT)
+        for i, label in enumerate(task.labels)
+    ]
+
+
+def _tags(types: str) -> dict[str, Any]:
+    kinds, tags = set(types.split("_")), {}
+    if "GENDER" in kinds:
+        tags["gender"] = {"label": "女性", "probability": 95}
+    if "TIMBRE" in kinds:
+        tags["timbre"] = [{"label": "少女音", "probability": 56}]
+    if "SING" in kinds:
+        tags["song"] = 0
+    if "LANGUAGE" in kinds:
+        tags["language"] = [{"label": 0, "confidence": 99}, {"label": 1, "confidence": 1}]
+    return tags
+
+
+def result_body(task: Task) -> dict[str, Any]:
+    """The query answer and callback body of a finished task (seed 004)."""
+    ids = {"requestId": task.task_id, "btId": task.key}
+    if task.error is not None:
+        return {"code": DOWNLOAD_FAILED, "message": f"下载失败: {task.error}", **ids}
+    body = {
+        "code": SUCCESS, "message": "正常", **ids, "riskLevel": task.verdict,
+        "audioText": task.text, "audioTime": max(1, round(task.seconds)),
+        "audioDetail": _details(task), "requestParams": task.info["request_params"],
+    }  # fmt: skip
+    tags = _tags(task.info["type"])
+    return body | ({"audioTags": tags} if tags else {})
+
+
+class ShumeiService(ModerationService):
+    name = "shumei"
+
+    def add_vendor_routes(self, app: web.Application) -> None:
+        add_vendor_route(app, self, "POST", "/audio/v4", self.submit, action="submit")
+        add_vendor_route(app, self, "POST", "/query_audio/v4", self.query, action="query")
+
+    def fault_response(self, kind: str, vendor: str) -> web.StreamResponse | None:
+        return answer(QPS_LIMIT if kind == "throttle" else SERVICE_FAILURE, "sandbox fault")
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            raise ShumeiError(INVALID, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ShumeiError(INVALID, "the body must be a JSON object")
+        key = self.config.shumei_access_key
+        if not key or body.get("accessKey") != key:
+            raise ShumeiError(NO_PERMISSION, "unknown accessKey")
+        return body
+
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            missing = [name for name in REQUIRED if body.get(name) in (None, "")]
+            if missing:
+                raise ShumeiError(INVALID, f"missing {', '.join(missing)}")
+            bt_id = str(body["btId"])
+            if len(bt_id) > BT_ID_MAX:
+                raise ShumeiError(INVALID, f"btId is longer than {BT_ID_MAX}")
+            source = _content(body, self.config.shumei_raw_max_bytes)
+        except ShumeiError as error:
+            return answer(error.code, error.detail)
+        task = self.existing(bt_id) or self._start(bt_id, body, source)
+        return answer(SUCCESS, requestId=task.task_id, btId=bt_id)
+
+    def _start(self, bt_id: str, body: dict[str, Any], source: bytes | str) -> Task:
+        data = {k: v for k, v in body["data"].items() if k != "accessKey"}
+        info = {"content_type": body["contentType"], "type": str(body["type"]),
+                "callback": body.get("callback") or None, "request_params": data,
+                "return_all_text": data.get("returnAllText") == 1}  # fmt: skip
+        task = self.register(Task(uuid.uuid4().hex, bt_id, info))
+        self.process(task, source, self._finish)
+        return task
+
+    async def _finish(self, task: Task) -> None:
+        task.finish(self.name, transcribe=True)
+        if task.info["callback"]:
+            body = json.dumps(result_body(task), ensure_ascii=False).encode()
+            await self.deliver(Callback(task.info["callback"], body, attempts=CALLBACK_ATTEMPTS))
+
+    async def query(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._body(request)
+            bt_id = str(body.get("btId") or "")
+            task = self.ledger.for_key(bt_id)
+            if task is None:
+                raise ShumeiError(INVALID, "unknown btId")
+        except ShumeiError as error:
+            return answer(error.code, error.detail)
+        if not task.ready:
+            return answer(PROCESSING, requestId=task.task_id, btId=bt_id)
+        return web.json_response(
+            result_body(task), dumps=lambda o: json.dumps(o, ensure_ascii=False)
+        )
