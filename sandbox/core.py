@@ -291,7 +291,24 @@ def create_app(
         service = factory(sandbox)
         sandbox.services.append(service)
         service.add_routes(app)
+    app.cleanup_ctx.append(_watch_loop_lag)
     return app
+
+
+async def _watch_loop_lag(app: web.Application):
+    """Measure how late the event loop wakes (its lag): the sandbox's own delay, in stats."""
+    stats_of = lambda: sandbox_of(app).stats  # noqa: E731  (reset() swaps the Stats object)
+    loop = asyncio.get_running_loop()
+
+    async def watch() -> None:
+        while True:
+            start = loop.time()
+            await asyncio.sleep(0.01)
+            stats_of().loop_lag((loop.time() - start - 0.01) * 1000)
+
+    task = asyncio.create_task(watch())
+    yield
+    task.cancel()
 
 
 async def sleep_ms(ms: float) -> None:

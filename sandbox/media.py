@@ -10,6 +10,7 @@ turns into its own download-failure outcome.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -19,6 +20,14 @@ from sandbox.core import SandboxConfig
 
 MEDIA_PREFIX = "/media"
 MAX_MEDIA_BYTES = 100 * 1024 * 1024  # GME's file limit, the largest of the vendors
+CONCURRENT_DOWNLOADS = 4  # a burst of 100 downloads at once would stall the loop (its lag)
+
+_limits: dict[int, asyncio.Semaphore] = {}  # per event loop (tests run several)
+
+
+def _download_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    return _limits.setdefault(id(loop), asyncio.Semaphore(CONCURRENT_DOWNLOADS))
 
 
 class DownloadError(Exception):
@@ -36,13 +45,14 @@ async def fetch(
     """GET ``url`` and return its body (at most ``limit`` bytes, not empty)."""
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise DownloadError(f"cannot download {urlsplit(url).scheme or 'a relative'} URL")
-    try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
-            if response.status != 200:
-                raise DownloadError(f"HTTP {response.status}")
-            return await _read(response, limit)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise DownloadError(type(exc).__name__) from exc
+    async with _download_slots():
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+                if response.status != 200:
+                    raise DownloadError(f"HTTP {response.status}")
+                return await _read(response, limit)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise DownloadError(type(exc).__name__) from exc
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:

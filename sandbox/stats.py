@@ -44,6 +44,7 @@ class Stats:
         self.requests: Counter[str] = Counter()  # "soe.TransmitOralProcessWithInit" -> n
         self.faults: Counter[str] = Counter()  # fault kind -> n
         self.faults_by_action: Counter[str] = Counter()  # "gme.ScanVoice" -> faulted requests
+        self.max_loop_lag_ms = 0.0  # the longest the event loop woke late
         self.rates: defaultdict[str, PeakRate] = defaultdict(PeakRate)  # vendor -> requests/s
         self.per_second: defaultdict[str, Counter[int]] = defaultdict(
             Counter
@@ -63,6 +64,9 @@ class Stats:
         self.faults[kind] += 1
         if endpoint:
             self.faults_by_action[endpoint] += 1
+
+    def loop_lag(self, ms: float) -> None:
+        self.max_loop_lag_ms = max(self.max_loop_lag_ms, ms)
 
     def accept(self, vendor: str, key: str) -> None:
         """One accepted submission for ``key`` (an idempotency key: SessionId, btId, ...)."""
@@ -84,6 +88,7 @@ class Stats:
             "requests": dict(self.requests),
             "faults": dict(self.faults),
             "faults_by_action": dict(self.faults_by_action),
+            "max_loop_lag_ms": round(self.max_loop_lag_ms, 1),
             "vendor_requests": {v: r.count for v, r in self.rates.items()},
             "peak_rps": {v: r.peak for v, r in self.rates.items()},
             "per_second": {

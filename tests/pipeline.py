@@ -93,10 +93,21 @@ def pipeline(database_url, redis_url, tmp_path, request, pipeline_env) -> Iterat
     with ExitStack() as stack:
         sbx = stack.enter_context(running(voxqueue_command("sandbox", "--port", str(port)), env, logs / "sandbox.log"))
         wait_http(url + "/_sandbox/health", sbx)
+        _favour(sbx.pid)
         yield Pipeline(env, url, logs, stack)
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         for log in sorted(logs.glob("*.log")):
             print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-6000:]}")
+
+
+def _favour(pid: int) -> None:
+    """Schedule the sandbox ahead of the workers where we may (root): a vendor has its own
+    machines, and on two shared cores a starved sandbox would timestamp requests late and in
+    bursts, measuring its own lag rather than the pipeline's rate."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, -10)
+    except PermissionError:
+        pass
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

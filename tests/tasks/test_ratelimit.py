@@ -29,7 +29,7 @@ def peak_per_window(stamps: list[float], window: float = 1.0) -> int:
 
 
 def test_slots_are_spaced_by_the_interval(client):
-    limiter = RateLimiter(client, prefix="test:")
+    limiter = RateLimiter(client, prefix="test:", headroom=1.0)
     waits = [limiter.reserve("gme", qps=10, max_wait=10).wait for _ in range(5)]
     assert waits[0] == pytest.approx(0, abs=0.01)
     gaps = [b - a for a, b in zip(waits, waits[1:])]
@@ -37,7 +37,7 @@ def test_slots_are_spaced_by_the_interval(client):
 
 
 def test_a_refused_caller_reserves_nothing(client):
-    limiter = RateLimiter(client, prefix="test:")
+    limiter = RateLimiter(client, prefix="test:", headroom=1.0)
     for _ in range(5):
         limiter.reserve("asr", qps=2, max_wait=10)  # books 2.5 s ahead
     refused = limiter.reserve("asr", qps=2, max_wait=0.5)
@@ -74,3 +74,20 @@ def test_processes_share_one_limit(redis_url):
     assert len(stamps) == 45
     assert peak_per_window(stamps) <= 21
     assert max(stamps) - min(stamps) >= 44 / 20 - 0.1  # 45 requests at 20/s take at least 2.2 s
+
+
+def test_pacing_keeps_headroom_below_the_limit(client):
+    limiter = RateLimiter(client, prefix="test:")  # the default: 95 % of the limit
+    waits = [limiter.reserve("shumei", qps=20, max_wait=10).wait for _ in range(3)]
+    assert waits[1] - waits[0] == pytest.approx(1 / 19, abs=0.002)
+
+
+def test_late_senders_are_held_to_the_limit_in_any_second(client):
+    """Slots taken long ago and sent late in a bunch: the send log spreads them out again."""
+    limiter = RateLimiter(client, prefix="test:", headroom=1.0)
+    stamps = []
+    for _ in range(12):  # twelve sends at once, as if every thread woke late together
+        limiter.admit("gme", qps=5)
+        stamps.append(time.time())
+    assert peak_per_window(stamps) <= 5
+    assert max(stamps) - min(stamps) >= 2.0  # 12 sends at 5 per second need two windows more
