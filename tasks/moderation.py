@@ -29,6 +29,7 @@ from tasks import breaker, common, crashpoints
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
+from workers import logctx
 
 log = logging.getLogger("voxqueue.moderation")
 
@@ -86,7 +87,7 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Check], di
                 continue
             job_keys.append(check.job.key)
             try:
-                batch.checks[check_id] = describe(check) | {"key": idempotency_key(check)}
+                batch.checks[check_id] = describe(check) | {"key": idempotency_key(check), "job": check.job.key}
             except VendorError as error:
                 common.fail(check, error.reason, error.summary())
     for key in job_keys:  # after the claim committed, so a crash here is counted
@@ -113,6 +114,12 @@ def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[i
     if not batch.checks:
         return
     ids = list(batch.checks)
+    jobs = ",".join(facts["job"] for facts in batch.checks.values())
+    with logctx.bound(job=jobs, service=batch.service, check_id=ids[0] if len(ids) == 1 else None):
+        _submit(task, batch, submit, ids)
+
+
+def _submit(task, batch: Claimed, submit, ids: list[int]) -> None:
     try:
         breaker.check(batch.service)
         take(batch.service)
@@ -126,6 +133,8 @@ def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[i
         breaker.breaker().record(batch.service, None)
         for check_id, outcome in accepted.items():
             record(check_id, outcome)
+            log.info("submitted", extra={"vendor_task_id": outcome.vendor_task_id,
+                                         "vendor_request_id": (outcome.result or {}).get("requestId")})
         missing = [i for i in ids if i not in accepted]
         if missing:  # the vendor answered for some tasks only: the rest go again
             _on_error(task, missing, VendorError(batch.service, "partial", "no task id returned",

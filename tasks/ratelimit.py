@@ -42,7 +42,8 @@ return wait
 
 
 # KEYS[1] the vendor's send log; ARGV[1] limit per second, ARGV[2] a unique member.
-# Returns 0 when admitted (and logged), else µs until the oldest send leaves the window.
+# Returns the (positive) Redis time in µs at which the send was admitted and logged,
+# else minus the µs until the oldest send leaves the window.
 WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -50,10 +51,10 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000000)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now, ARGV[2])
   redis.call('PEXPIRE', KEYS[1], 2000)
-  return 0
+  return now
 end
 local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-return oldest + 1000000 - now + 1
+return -(oldest + 1000000 - now + 1)
 """
 
 
@@ -61,6 +62,7 @@ return oldest + 1000000 - now + 1
 class Slot:
     granted: bool
     wait: float  # seconds: until the reserved slot, or how long to stay away
+    sent_at: float | None = None  # Redis time of the admitted send (acquire only)
 
 
 class RateLimiter:
@@ -81,22 +83,22 @@ class RateLimiter:
         result = int(self._script(keys=[self.prefix + vendor], args=[interval_us, int(max_wait * 1_000_000)]))
         return Slot(result >= 0, abs(result) / 1_000_000)
 
-    def admit(self, vendor: str, qps: float, sleep=time.sleep) -> None:
-        """Wait until a send fits in the last second's log of sends, and log it."""
+    def admit(self, vendor: str, qps: float, sleep=time.sleep) -> float:
+        """Wait until a send fits in the last second's log of sends; log it, return its Redis time."""
         limit = max(1, int(qps * self.headroom))
         member = uuid.uuid4().hex
-        while (wait_us := int(self._window(keys=[self.prefix + vendor + ":log"], args=[limit, member]))) > 0:
-            sleep(wait_us / 1_000_000)
+        while (answer := int(self._window(keys=[self.prefix + vendor + ":log"], args=[limit, member]))) < 0:
+            sleep(-answer / 1_000_000)
+        return answer / 1_000_000
 
     def acquire(self, vendor: str, qps: float, max_wait: float, sleep=time.sleep) -> Slot:
         """Reserve and sleep until the slot, then be admitted; a refused slot returns at once."""
         slot = self.reserve(vendor, qps, max_wait)
-        if slot.granted:
-            if slot.wait > 0:
-                sleep(slot.wait)
-            if qps > 0:
-                self.admit(vendor, qps, sleep)
-        return slot
+        if not slot.granted or qps <= 0:
+            return slot
+        if slot.wait > 0:
+            sleep(slot.wait)
+        return Slot(True, slot.wait, self.admit(vendor, qps, sleep))
 
 
 class Throttled(Exception):

@@ -25,6 +25,7 @@ from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult, voice_file_type_for
 from vendors.tc3 import Credentials
+from workers import logctx
 from workers.app import app
 
 log = logging.getLogger("voxqueue.soe")
@@ -85,18 +86,26 @@ def evaluate(self, check_id: int) -> None:
         plan = Plan.from_check(check)
         job_key = check.job.key
     crashpoints.hit(job_key)
+    with logctx.bound(job=job_key, service="soe", check_id=check_id):
+        _run(self, plan, settings)
+
+
+def _run(task, plan: Plan, settings: Settings) -> None:
     try:
         breaker.check("soe")
         result = transmit(client(settings), plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
-        common.release(check_id)
-        raise self.retry(countdown=pause.wait)
+        common.release(plan.check_id)
+        raise task.retry(countdown=pause.wait)
     except VendorError as error:
         breaker.breaker().record("soe", error)
-        _handle_error(self, check_id, error, settings)
+        log.warning("soe failed", extra={"reason": error.reason, "vendor_request_id": error.request_id})
+        _handle_error(task, plan.check_id, error, settings)
         return
     breaker.breaker().record("soe", None)
-    _store(check_id, plan, result)
+    log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
+                                     "session_id": plan.session_id})
+    _store(plan.check_id, plan, result)
 
 
 def new_session_id() -> str:
@@ -114,6 +123,7 @@ def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> SoeResult | Keyw
     with open_audio(plan.audio, timeout=settings.vendor_timeout) as stream:
         for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
             result = with_chunk_retries(lambda: send(chunk), chunk)
+            log.debug("chunk accepted", extra={"seq": chunk.seq, "vendor_request_id": result.request_id})
             common.renew(plan.check_id, settings, chunks_sent=chunk.seq)
     if result is None or (isinstance(result, SoeResult) and not result.finished):
         result = _await_result(soe, plan)  # every chunk was sent by an earlier delivery

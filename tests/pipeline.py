@@ -36,7 +36,9 @@ class Pipeline:
     stack: ExitStack
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def cli(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        if timeout is None:  # at least the command's own --timeout, with time to report
+            timeout = float(args[args.index("--timeout") + 1]) + 30 if "--timeout" in args else 120
         proc = subprocess.run(voxqueue_command(*args), env=self.env, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:

@@ -8,10 +8,13 @@ and the jittered backoff used by every retry in the project.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -19,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from vendors.errors import BadResponse, Disposition, TransportError, VendorError
 
 _local = threading.local()
+log = logging.getLogger("voxqueue.vendors")
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -61,6 +65,7 @@ def post(
 
     4xx other than 429 are returned to the caller, whose vendor knows what they mean.
     """
+    started = time.monotonic()
     try:
         r = session().post(url, data=data, headers=headers, params=params, timeout=timeout)
     except requests.Timeout as exc:
@@ -70,6 +75,8 @@ def post(
     except requests.RequestException as exc:
         raise TransportError(vendor, f"request failed: {type(exc).__name__}") from exc
     response = Response(r.status_code, r.content, dict(r.headers))
+    log.info("vendor call", extra={"vendor": vendor, "path": urlsplit(url).path, "status": r.status_code,
+                                   "elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
     if r.status_code == 429:
         raise VendorError(
             vendor, "http_429", "HTTP 429 Too Many Requests",

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from config.settings import Settings
 from models.stats import BatchCounts
+from workers.logctx import ContextFilter, TextFormatter
 
 err = Console(stderr=True)
 out = Console()
@@ -39,8 +40,8 @@ def setup_logging(settings: Settings) -> None:
     if root.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_json else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if settings.log_json else TextFormatter())
+    handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     for noisy in ("urllib3", "alembic.runtime.migration", "alembic.runtime.plugins", "aiohttp.access"):

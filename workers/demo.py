@@ -1,7 +1,8 @@
 """``voxqueue demo``: the whole pipeline offline, on the bundled samples.
 
-Starts the vendor sandbox with throw-away credentials and a worker, ingests the
-samples, shows progress and prints the report. Vendor endpoints and
+Starts the vendor sandbox with throw-away credentials, the webhook receiver, a
+beat and a worker; ingests the samples for SOE scoring and GME, Shumei and ASR
+moderation; shows progress and prints the report. Vendor endpoints and
 credentials are those of the sandbox whatever the environment says, so the
 demo never calls a real vendor.
 """
@@ -23,33 +24,46 @@ SAMPLES = Path(__file__).parent / "samples"
 TIMEOUT_S = 180
 
 
-def demo_env(sandbox_url: str) -> dict[str, str]:
-    return {
+SERVICES = ["soe", "gme", "shumei", "asr"]
+
+
+def demo_env(sandbox_url: str, webhooks_url: str) -> dict[str, str]:
+    """Throw-away credentials, shared by the sandbox and the pipeline; every endpoint the sandbox."""
+    endpoints = {f"VOXQUEUE_{v}_ENDPOINT": sandbox_url for v in ("SOE", "GME", "SHUMEI", "TUPU", "ASR")}
+    return endpoints | {
         "VOXQUEUE_TENCENT_SECRET_ID": "demo-" + secrets.token_hex(8),
         "VOXQUEUE_TENCENT_SECRET_KEY": secrets.token_hex(16),
-        "VOXQUEUE_SOE_ENDPOINT": sandbox_url,
-        "VOXQUEUE_GME_ENDPOINT": sandbox_url,
-        "VOXQUEUE_SHUMEI_ENDPOINT": sandbox_url,
-        "VOXQUEUE_TUPU_ENDPOINT": sandbox_url,
-        "VOXQUEUE_ASR_ENDPOINT": sandbox_url,
+        "VOXQUEUE_GME_BIZ_ID": "1400000000",
+        "VOXQUEUE_GME_CALLBACK_KEY": secrets.token_hex(16),
+        "VOXQUEUE_SHUMEI_ACCESS_KEY": secrets.token_hex(12),
+        "VOXQUEUE_ASR_APPID": "1250000000",
+        "VOXQUEUE_MEDIA_BASE_URL": sandbox_url + "/media",
+        "VOXQUEUE_CALLBACK_BASE_URL": webhooks_url,
+        "VOXQUEUE_SANDBOX_MEDIA_DIR": str(SAMPLES),
+        "VOXQUEUE_SANDBOX_RESULT_DELAY_S": "1",
+        "VOXQUEUE_POLL_INTERVAL": "1",
     }
 
 
 def run_demo(keep: bool = False) -> int:
     from models.migrate import upgrade
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    os.environ.update(demo_env(url))
+    port, hooks = free_port(), free_port()
+    url, hooks_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{hooks}"
+    os.environ.update(demo_env(url, hooks_url))
     reset_settings()
     settings = get_settings()
     upgrade(settings.database_url)
     logs = settings.var_dir / "demo"
     env = dict(os.environ)
-    console.err.print(f"[bold]voxqueue demo[/]: sandbox at {url}, database {settings.database_url}, logs in {logs}/")
+    console.err.print(f"[bold]voxqueue demo[/]: sandbox at {url}, webhooks at {hooks_url}, "
+                      f"database {settings.database_url}, logs in {logs}/")
     with running(voxqueue_command("sandbox", "--port", str(port), "--latency-ms", "20"), env, logs / "sandbox.log") as sbx, \
-         running(voxqueue_command("worker", "-c", "4"), env, logs / "worker.log"):
+         running(voxqueue_command("webhooks", "--port", str(hooks)), env, logs / "webhooks.log") as web, \
+         running(voxqueue_command("beat"), env, logs / "beat.log"), \
+         running(voxqueue_command("worker", "-c", "8"), env, logs / "worker.log"):
         wait_http(url + "/_sandbox/health", sbx)
+        wait_http(hooks_url + "/healthz", web)
         batch = _ingest()
         ok = _wait(batch)
         _report(batch)
@@ -64,9 +78,10 @@ def run_demo(keep: bool = False) -> int:
 def _ingest() -> str:
     from tasks.dispatch import enqueue
     from tasks.ingest import ingest
+    from tasks.manifest import Defaults
 
     name = time.strftime("demo-%Y%m%d-%H%M%S")
-    result = ingest(SAMPLES, batch=name, enqueue=enqueue)
+    result = ingest(SAMPLES, batch=name, enqueue=enqueue, defaults=Defaults(services=SERVICES))
     console.err.print(f"batch {name}: {result.accepted} accepted, {result.rejected} rejected")
     return name
 

@@ -94,6 +94,7 @@ def test_tiny_run_of_every_scenario(redis_url, pg_database):
     out = proc.stdout
     assert "skipped" not in out, out
     assert "baseline (seed loop, official SDK, sequential): 2 files, 6 calls, 0 errors" in out, out
-    assert "voxqueue, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
+    assert "voxqueue live, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
+    assert "voxqueue drain, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
     assert out.count("rows/s") == 6, out
     assert "moderation: not yet measured" in out
