@@ -49,10 +49,13 @@ def open_audio(ref: str, *, timeout: float = 30.0) -> Iterator[BinaryIO]:
     except Exception as exc:  # requests' own hierarchy: connection, timeout, invalid URL
         raise TransportError("audio", f"could not fetch {ref}: {type(exc).__name__}") from exc
     with contextlib.closing(response):
-        if response.status_code == 404:
-            raise InvalidInput("audio", "url_not_found", f"audio URL answered 404: {ref}")
-        if response.status_code >= 400:
-            raise TransportError("audio", f"audio URL answered HTTP {response.status_code}: {ref}")
+        status = response.status_code
+        if status in (404, 410):
+            raise InvalidInput("audio", "url_not_found", f"audio URL answered {status}: {ref}")
+        if 400 <= status < 500 and status not in (408, 429):  # it will not change by asking again
+            raise InvalidInput("audio", "url_refused", f"audio URL answered {status}: {ref}")
+        if status >= 400:
+            raise TransportError("audio", f"audio URL answered HTTP {status}: {ref}")
         response.raw.decode_content = True
         yield response.raw
 

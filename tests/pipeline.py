@@ -51,6 +51,12 @@ class Pipeline:
         self.workers.append(proc)
         return proc
 
+    def wait(self, batch: str, timeout: float) -> None:
+        """``voxqueue wait``; on a timeout, fail with the checks still open at that moment."""
+        proc = self.cli("wait", "--batch", batch, "--timeout", str(timeout), check=False)
+        if proc.returncode != 0:
+            raise AssertionError(f"{proc.stderr.strip()[-300:]}\nopen checks:\n{_unfinished(self.env['VOXQUEUE_DATABASE_URL'])}")
+
     def start_beat(self) -> subprocess.Popen:
         log = self.logs / "beat.log"
         return self.stack.enter_context(running(voxqueue_command("beat"), self.env, log))
@@ -100,6 +106,21 @@ def pipeline(database_url, redis_url, tmp_path, request, pipeline_env) -> Iterat
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         for log in sorted(logs.glob("*.log")):
             print(f"----- {log.name} -----\n{log.read_text(errors='replace')[-6000:]}")
+        print("----- checks not done -----\n" + _unfinished(database_url))
+
+
+def _unfinished(url: str) -> str:
+    from sqlalchemy import select
+
+    from models import Check, Job
+    from models.db import session_scope
+
+    with session_scope(url) as session:
+        rows = session.execute(
+            select(Job.key, Check.service, Check.status, Check.vendor_task_id, Check.attempts,
+                   Check.deliveries, Check.polls, Check.next_poll_at, Check.lease_until, Check.error)
+            .join(Job).where(Check.status != "done").limit(50))
+        return "\n".join(repr(tuple(row)) for row in rows)
 
 
 def _favour(pid: int) -> None:

@@ -36,7 +36,7 @@ def test_compose_topology_as_processes_finishes_a_batch(pipeline, tmp_path):
     pipeline.start_worker("-Q", "callbacks,poll,housekeeping", "-c", "2", name="worker-poll")
 
     pipeline.cli("ingest", str(manifest))
-    pipeline.cli("wait", "--batch", "clips", "--timeout", "120")
+    pipeline.wait("clips", 120)
 
     report = pipeline.report("clips")
     assert [r["status"] for r in report] == ["done"] * 18

@@ -42,6 +42,12 @@ def silent_server():
     server.close()
 
 
+@pytest.fixture
+def pipeline_env(tmp_path) -> dict[str, str]:
+    (tmp_path / "readings").mkdir()
+    return {"VOXQUEUE_SANDBOX_MEDIA_DIR": str(tmp_path / "readings")}  # a real 404 for a missing file
+
+
 def write_bad_files(folder) -> None:
     (folder / "empty.wav").write_bytes(b"")
     (folder / "text.wav").write_bytes(b"this is a text file, not audio")
@@ -65,7 +71,6 @@ EXPECTED = [  # (report id, status, a fragment of the reason), in manifest order
 
 def test_bad_rows_are_recorded_and_the_good_ones_finish(pipeline, tmp_path, silent_server):
     folder = tmp_path / "readings"
-    folder.mkdir()
     write_bad_files(folder)
     good = []
     for i in range(6):  # the conventions of make_manifest, so check_scores knows the scores
