@@ -180,8 +180,14 @@ def wait(batch, timeout) -> None:
 @click.option("--verdict", help="Only jobs with this verdict (PASS, REVIEW, REJECT).")
 def report(batch, fmt, output, status_filter, verdict) -> None:
     """The outcomes, one record per job in ingestion order."""
+    from models.db import session_scope
+    from models.stats import batch_names
     from workers.reporting import write_report
 
+    if batch:
+        with session_scope() as session:
+            if batch not in batch_names(session):
+                raise Failure(f"no batch named {batch!r}")
     out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
         write_report(out, fmt, batch=batch, status=status_filter, verdict=verdict)

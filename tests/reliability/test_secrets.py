@@ -47,8 +47,9 @@ def test_no_secret_in_logs_database_or_reports(pipeline, tmp_path, database_url)
                 pipeline.cli("wait", "--batch", "readings", "--timeout", "90")]
     outputs += [pipeline.cli("report", "--format", fmt) for fmt in ("json", "csv")]
     outputs += [pipeline.cli("status")]
-    forged = pipeline.cli("report", "--batch", "does-not-exist", check=False)
-    outputs.append(forged)
+    unknown = pipeline.cli("report", "--batch", "does-not-exist", check=False)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("voxqueue: error: no batch named")
+    outputs.append(unknown)
 
     written = {
         "command output": "\n".join(o.stdout + o.stderr for o in outputs),
