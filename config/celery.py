@@ -60,7 +60,9 @@ def celery_config(settings: Settings) -> dict:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Flower learns of every task from the worker's received/started/succeeded events; a
+        # "sent" event would add a second Redis publish to every message the producer sends.
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     asr_qps: float = 20.0
 
     vendor_timeout: float = 10.0
+    db_pool_size: int = 20  # PostgreSQL connections a process keeps (threads that work at once)
     breaker_threshold: int = 10  # retryable failures in 30 s that open a vendor's circuit
     breaker_cooldown: float = 10.0  # seconds a vendor's work steps aside once its circuit opens
     max_deliveries: int = 5  # a message that kills its worker this often fails its check

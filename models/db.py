@@ -44,7 +44,14 @@ def _create(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # A pool as large as a worker's threads, with little overflow: overflow connections are
+    # closed when handed back, and opening them per task is slow and can exhaust the server.
+    # No pre-ping round trip per checkout: a stale connection fails the task's transaction,
+    # and infrastructure errors retry the task (tasks.infra).
+    from config.settings import get_settings
+
+    size = get_settings().db_pool_size
+    return create_engine(url, pool_size=size, max_overflow=max(2, size // 4), pool_recycle=1800)
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

@@ -18,7 +18,7 @@ from sqlalchemy import case, or_, update
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from models import Check, CheckStatus
+from models import Check, CheckStatus, JobStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks.status import refresh_job
@@ -49,7 +49,8 @@ def claim(session: Session, check_id: int, settings: Settings) -> Check | None:
     if check.deliveries >= settings.max_deliveries:
         fail(check, "poison", f"its worker died {check.deliveries} times while processing it")
         return None
-    refresh_job(check.job)
+    if check.job.status == JobStatus.PENDING.value:  # a claim only ever moves a job to running
+        check.job.status = JobStatus.RUNNING.value
     return check
 
 

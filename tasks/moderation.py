@@ -26,6 +26,7 @@ from models import Check
 from models.base import utcnow
 from models.db import session_scope
 from tasks import breaker, common, crashpoints
+from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
@@ -116,7 +117,10 @@ def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[i
     ids = list(batch.checks)
     jobs = ",".join(facts["job"] for facts in batch.checks.values())
     with logctx.bound(job=jobs, service=batch.service, check_id=ids[0] if len(ids) == 1 else None):
-        _submit(task, batch, submit, ids)
+        try:
+            _submit(task, batch, submit, ids)
+        except INFRA_ERRORS as error:
+            raise retry_after_infra_error(task, ids, error) from error
 
 
 def _submit(task, batch: Claimed, submit, ids: list[int]) -> None:

@@ -17,6 +17,7 @@ from models import CallbackEvent, Check
 from models.base import utcnow
 from models.db import session_scope
 from tasks import common
+from tasks.infra import INFRA_ERRORS
 from tasks.status import refresh_job
 from vendors import asr, gme, shumei, tupu
 from vendors.errors import Disposition, VendorError
@@ -105,7 +106,8 @@ def find_check(session, event: CallbackEvent) -> Check | None:
     return session.scalar(query)
 
 
-@app.task(bind=True, name="voxqueue.callbacks.merge", acks_late=True, ignore_result=True, max_retries=None)
+@app.task(bind=True, name="voxqueue.callbacks.merge", acks_late=True, ignore_result=True, max_retries=None,
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=60, retry_jitter=True)
 def merge(self, event_id: int) -> None:
     """Merge a stored callback into its check (idempotent)."""
     with session_scope() as session:

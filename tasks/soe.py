@@ -20,6 +20,7 @@ from models import Check
 from models.db import session_scope
 from tasks import breaker, common, crashpoints
 from tasks.audio import Chunk, iter_chunks, open_audio
+from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
@@ -77,23 +78,26 @@ def client(settings: Settings) -> SoeClient:
 def evaluate(self, check_id: int) -> None:
     """Evaluate one check's audio with SOE (idempotent: safe to deliver twice)."""
     settings = get_settings()
-    with session_scope() as session:
-        check = common.claim(session, check_id, settings)
-        if check is None:
-            return
-        if not check.session_id:
-            check.session_id = new_session_id()
-        plan = Plan.from_check(check)
-        job_key = check.job.key
-    crashpoints.hit(job_key)
-    with logctx.bound(job=job_key, service="soe", check_id=check_id):
-        _run(self, plan, settings)
+    try:
+        with session_scope() as session:
+            check = common.claim(session, check_id, settings)
+            if check is None:
+                return
+            if not check.session_id:
+                check.session_id = new_session_id()
+            plan = Plan.from_check(check)
+            job_key = check.job.key
+        crashpoints.hit(job_key)
+        with logctx.bound(job=job_key, service="soe", check_id=check_id):
+            _run(self, plan, settings)
+    except INFRA_ERRORS as error:
+        raise retry_after_infra_error(self, [check_id], error) from error
 
 
 def _run(task, plan: Plan, settings: Settings) -> None:
     try:
         breaker.check("soe")
-        result = transmit(client(settings), plan, settings)
+        result, chunks = transmit(client(settings), plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
         raise task.retry(countdown=pause.wait)
@@ -105,32 +109,40 @@ def _run(task, plan: Plan, settings: Settings) -> None:
     breaker.breaker().record("soe", None)
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
-    _store(plan.check_id, plan, result)
+    _store(plan.check_id, plan, result, chunks)
 
 
 def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
-def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> SoeResult | KeywordResult:
+def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> tuple[SoeResult | KeywordResult, int]:
+    """Send the chunks not yet acknowledged; return the result and the number of chunks."""
     if plan.mode == "oneshot":
         return _oneshot(soe, plan)
-    if plan.keywords:
-        send = lambda c: soe.keyword_evaluate(plan.session_id, c.seq, c.is_end, c.data, list(plan.keywords), plan.params)  # noqa: E731
-    else:
-        send = lambda c: soe.transmit_with_init(plan.session_id, c.seq, c.is_end, c.data, plan.params)  # noqa: E731
-    result = None
+    send = _sender(soe, plan)
+    result, last = None, plan.chunks_sent
     with open_audio(plan.audio, timeout=settings.vendor_timeout) as stream:
         for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
             result = with_chunk_retries(lambda: send(chunk), chunk)
             log.debug("chunk accepted", extra={"seq": chunk.seq, "vendor_request_id": result.request_id})
-            common.renew(plan.check_id, settings, chunks_sent=chunk.seq)
+            if not chunk.is_end:  # storing the result records the last one
+                common.renew(plan.check_id, settings, chunks_sent=chunk.seq)
+            last = chunk.seq
     if result is None or (isinstance(result, SoeResult) and not result.finished):
         result = _await_result(soe, plan)  # every chunk was sent by an earlier delivery
-    return result
+    return result, last
 
 
-def _oneshot(soe: SoeClient, plan: Plan) -> SoeResult:
+def _sender(soe: SoeClient, plan: Plan) -> Callable[[Chunk], SoeResult | KeywordResult]:
+    """One chunk to the action the plan needs: KeywordEvaluate or TransmitOralProcessWithInit."""
+    if plan.keywords:
+        return lambda c: soe.keyword_evaluate(plan.session_id, c.seq, c.is_end, c.data,
+                                              list(plan.keywords), plan.params)
+    return lambda c: soe.transmit_with_init(plan.session_id, c.seq, c.is_end, c.data, plan.params)
+
+
+def _oneshot(soe: SoeClient, plan: Plan) -> tuple[SoeResult, int]:
     with open_audio(plan.audio) as stream:
         data = stream.read()
     if plan.chunks_sent == 0:
@@ -138,7 +150,7 @@ def _oneshot(soe: SoeClient, plan: Plan) -> SoeResult:
     return with_chunk_retries(
         lambda: soe.transmit(plan.session_id, 1, True, data, voice_file_type=plan.params.voice_file_type),
         Chunk(1, data, True),
-    )
+    ), 1
 
 
 def _await_result(soe: SoeClient, plan: Plan, tries: int = 10) -> SoeResult:
@@ -196,14 +208,12 @@ def _handle_error(task, check_id: int, error: VendorError, settings: Settings) -
     raise task.retry(countdown=backoff(attempts, base=1.0, cap=300.0), exc=error)
 
 
-def _store(check_id: int, plan: Plan, result: SoeResult | KeywordResult) -> None:
+def _store(check_id: int, plan: Plan, result: SoeResult | KeywordResult, chunks: int) -> None:
     with session_scope() as session:
         check = session.get(Check, check_id)
         if check is None:
             return
-        values = _scores(result)
-        size_chunks = check.chunks_sent or (1 if plan.mode == "oneshot" else 0)
-        common.complete(session, check, chunks_sent=size_chunks, result=_raw(result), **values)
+        common.complete(session, check, chunks_sent=chunks, result=_raw(result), **_scores(result))
 
 
 def _scores(result: SoeResult | KeywordResult) -> dict[str, float | None]:

@@ -81,9 +81,14 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(queues, concurrency, pool, loglevel) -> None:
     """Run a Celery worker."""
+    import os
+
     from config.celery import QUEUES
+    from config.settings import reset_settings
     from workers.app import app
 
+    os.environ.setdefault("VOXQUEUE_DB_POOL_SIZE", str(concurrency))  # a connection per thread
+    reset_settings()
     argv = ["worker", "-P", pool, "-c", str(concurrency), "-E", "--loglevel", loglevel,
             "-Q", queues or ",".join(QUEUES), "--without-gossip", "--without-mingle"]
     app.worker_main(argv)

@@ -1,0 +1,1 @@
+"""Throughput benchmarks against the local vendor sandbox; ``make bench`` runs throughput.py."""
