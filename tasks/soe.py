@@ -100,7 +100,7 @@ def _run(task, plan: Plan, settings: Settings) -> None:
         result, chunks = transmit(client(settings), plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
-        raise task.retry(countdown=pause.wait)
+        raise task.retry(countdown=pause.wait) from pause
     except VendorError as error:
         breaker.breaker().record("soe", error)
         log.warning("soe failed", extra={"reason": error.reason, "vendor_request_id": error.request_id})
@@ -124,7 +124,7 @@ def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> tuple[SoeResult 
     result, last = None, plan.chunks_sent
     with open_audio(plan.audio, timeout=settings.vendor_timeout) as stream:
         for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
-            result = with_chunk_retries(lambda: send(chunk), chunk)
+            result = with_chunk_retries(lambda c=chunk: send(c), chunk)
             log.debug("chunk accepted", extra={"seq": chunk.seq, "vendor_request_id": result.request_id})
             if not chunk.is_end:  # storing the result records the last one
                 common.renew(plan.check_id, settings, chunks_sent=chunk.seq)

@@ -284,26 +284,12 @@ class ShumeiClient:
         _check_bt_id(bt_id)
         return {"accessKey": self._access_key, "btId": bt_id}
 
-    def submit(
-        self,
-        bt_id: str,
-        *,
-        url: str | None = None,
-        raw: bytes | None = None,
-        fmt: str | None = None,
-        rate: int | None = None,
-        track: int | None = None,
-        callback: str | None = None,
-        token_id: str | None = None,
-        lang: str | None = None,
-        return_all_text: bool = False,
-    ) -> ShumeiSubmitted:
-        """Submit one file under the caller's ``bt_id``, its idempotency key."""
-        body = self.submit_body(
-            bt_id, url=url, raw=raw, fmt=fmt, rate=rate, track=track, callback=callback,
-            token_id=token_id, lang=lang, return_all_text=return_all_text,
-        )  # fmt: skip
-        answer = self._post(SUBMIT_PATH, body)
+    def submit(self, bt_id: str, **options: Any) -> ShumeiSubmitted:
+        """Submit one file under the caller's ``bt_id``, its idempotency key.
+
+        ``options`` are those of :meth:`submit_body` (url or raw, fmt, rate, track, callback, ...).
+        """
+        answer = self._post(SUBMIT_PATH, self.submit_body(bt_id, **options))
         if code_of(answer) != SUCCESS:
             raise error_for(answer, "submit")
         return ShumeiSubmitted(bt_id, str(answer.get("requestId", "")), answer)

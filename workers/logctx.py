@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-_context: ContextVar[dict[str, Any]] = ContextVar("voxqueue_log_context", default={})
+_context: ContextVar[dict[str, Any] | None] = ContextVar("voxqueue_log_context", default=None)
 FIELDS = ("job", "service", "check_id", "vendor_request_id")
 
 
 @contextlib.contextmanager
 def bound(**fields: Any) -> Iterator[None]:
-    token = _context.set(_context.get() | {k: v for k, v in fields.items() if v is not None})
+    token = _context.set(current() | {k: v for k, v in fields.items() if v is not None})
     try:
         yield
     finally:
@@ -22,14 +22,14 @@ def bound(**fields: Any) -> Iterator[None]:
 
 
 def current() -> dict[str, Any]:
-    return _context.get()
+    return _context.get() or {}
 
 
 class ContextFilter(logging.Filter):
     """Copies the bound fields onto each record (unless the call gave its own)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, value in _context.get().items():
+        for name, value in current().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
         return True

@@ -65,6 +65,12 @@ def test_fifty_files_scored_exactly_once(pipeline, tmp_path):
     assert sorted(accepted) == sorted(r["soe"]["session_id"] for r in report)
     assert set(accepted.values()) == {1}
 
+    log = (pipeline.logs / "worker-0.log").read_text(errors="replace")
+    calls = [line for line in log.splitlines() if "voxqueue.vendors: vendor call" in line]
+    assert len(calls) >= 50 and all("service=soe" in line and "job=pupil-" in line for line in calls)
+    evaluated = [line for line in log.splitlines() if "soe evaluated" in line]
+    assert len(evaluated) == 50 and all("vendor_request_id=" in line for line in evaluated)
+
     before = stats["requests"]
     again = pipeline.cli("ingest", str(manifest))
     assert "0 accepted, 0 rejected, 50 already recorded" in again.stdout
