@@ -122,6 +122,16 @@ def migrated_pg_database(admin_url: str, label: str) -> Iterator[str]:
         yield url
 
 
+def query(url: str, sql: str, **params) -> list[tuple]:
+    """Rows of one SQL query on ``url`` (this process's engine for it)."""
+    from sqlalchemy import text
+
+    from models.db import engine_for
+
+    with engine_for(url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
 def pg_xact_stats(admin_url: str, dbname: str) -> dict[str, int]:
     keys = ("xact_commit", "xact_rollback", "tup_updated", "tup_fetched", "sessions")
     with _pg_admin(admin_url) as conn:
@@ -163,8 +173,9 @@ Worker = tuple[subprocess.Popen, Path]
 
 @contextlib.contextmanager
 def workers_running(count: int, concurrency: int, env: dict[str, str], logs: Path, label: str,
-                    loglevel: str) -> Iterator[list[Worker]]:
-    """``count`` workers (threads pool), yielded once every one is ready; stopped together."""
+                    loglevel: str) -> Iterator[tuple[list[Worker], float]]:
+    """``count`` workers (threads pool), yielded once every one is ready, with the time (monotonic)
+    the first one was seen ready; stopped together."""
     with contextlib.ExitStack() as stack:
         workers = []
         for w in range(count):
@@ -172,8 +183,7 @@ def workers_running(count: int, concurrency: int, env: dict[str, str], logs: Pat
             cmd = voxqueue_command("worker", "-c", str(concurrency), "--pool", "threads", "--loglevel", loglevel)
             workers.append((stack.enter_context(running(cmd, env, log)), log))
         stack.callback(stop_together, [proc for proc, _ in workers])
-        wait_ready(workers)
-        yield workers
+        yield workers, wait_ready(workers)
 
 
 def wait_ready(workers: list[Worker], timeout: float = 60) -> float:

@@ -120,6 +120,14 @@ def named(*names: str, cmdline_has: str | None = None) -> Callable[[], list[int]
     return pids
 
 
+def run_groups(workers: list, sandbox_pid: int, dbname: str, harness: list[int]) -> dict:
+    """The process groups of one run: each worker, the sandbox, Redis, the database's PostgreSQL
+    backends and this benchmark (``harness``: pids, appended to as helpers start)."""
+    groups = {f"worker{i}": tree(p.pid) for i, (p, _) in enumerate(workers)}
+    return groups | {"sandbox": tree(sandbox_pid), "redis": named("redis-server"),
+                     "postgres": named("postgres", cmdline_has=dbname), "harness": lambda: harness}
+
+
 def cpu_check() -> float:
     """Milliseconds of one fixed pure-Python workload (JSON, hashing, dicts): compare runs
     with it; a slower figure means a busier or slower machine, not slower voxqueue code."""

@@ -1,0 +1,112 @@
+"""Printing one voxqueue SOE run, and where worker 0 held the GIL (py-spy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.common import num, percentile, say
+from benchmarks.sampling import machine_line
+
+
+def report_pipeline(r: dict, base_fps: float) -> None:
+    _headline(r, base_fps)
+    _cpu(r)
+    _latency_and_database(r)
+
+
+def _headline(r: dict, base_fps: float) -> None:
+    o = r["outcome"]
+    fps = o["done"] / r["wall"]
+    if r["mode"] == "live":
+        how = (f"workers up, then `voxqueue ingest`: {r['ingest_wall']:.2f}s of the run was the ingest"
+               " command (it competes with the workers for the CPU)")
+    else:
+        how = (f"`voxqueue ingest` first ({r['ingest_wall']:.2f}s, not counted), then the workers drain"
+               " the full queue; timed from the workers being ready")
+    say(f"voxqueue {r['mode']}, {r['workers']} workers x {r['concurrency']} threads: {o['done']}/{o['checks']}"
+        f" done, {o['failed']} failed in {r['wall']:.2f}s ({how})")
+    steady = (f"; between the first and the last result {(o['done'] - 1) / o['results_span']:.2f} files/s"
+              if o["results_span"] else "")
+    say(f"  {fps:.2f} files/s = {fps / base_fps:.1f}x baseline; {o['chunks'] / r['wall']:.1f} chunks/s"
+        f" ({o['chunks']} chunks){steady}")
+
+
+def _cpu(r: dict) -> None:
+    s, n = r["sampler"], r["files"]
+    workers = s.workers()
+    worker_cpu = sum(s.cpu(g) for g in workers)
+    attributed = worker_cpu + sum(s.cpu(g) for g in ("sandbox", "postgres", "redis", "ingest", "harness"))
+    say(f"  CPU per file: workers {1000 * worker_cpu / n:.1f} ms, sandbox {1000 * s.cpu('sandbox') / n:.1f} ms,"
+        f" postgres backends {1000 * s.cpu('postgres') / n:.1f} ms, redis-server {1000 * s.cpu('redis') / n:.1f} ms,"
+        f" ingest command {1000 * s.cpu('ingest') / n:.1f} ms, this benchmark (sampling, polling, py-spy)"
+        f" {1000 * s.cpu('harness') / n:.1f} ms; sum {1000 * attributed / n:.1f} ms")
+    say(machine_line(s, attributed, r["idle_load"]))
+    rss = [max(s.rss(g).values(), default=0) / 2**20 for g in workers]
+    say(f"  worker CPU {worker_cpu:.1f}s ({', '.join(f'{s.cpu(g):.1f}' for g in workers)}),"
+        f" peak RSS per worker {', '.join(f'{m:.0f}' for m in rss)} MiB; peak PostgreSQL connections to the"
+        f" run's database {s.peak_count.get('postgres', 0)} (sampled)")
+
+
+def _latency_and_database(r: dict) -> None:
+    lat, x, n = r["outcome"]["latencies"], r["xact"], r["files"]
+    note = ("every file is enqueued at once: mostly queueing" if r["mode"] == "live"
+            else "includes the time before the workers started")
+    say(f"  ingest -> result latency (jobs.created_at -> checks.finished_at): p50 {num(percentile(lat, 0.5), 2)}s,"
+        f" p95 {num(percentile(lat, 0.95), 2)}s, max {num(max(lat, default=None), 2)}s ({note})")
+    say(f"  PostgreSQL per file: {x['xact_commit'] / n:.1f} commits, {x['xact_rollback'] / n:.1f} rollbacks,"
+        f" {x['sessions'] / n:.2f} new connections ({x['sessions']} in all),"
+        f" {x['tup_updated'] / n:.1f} rows updated, {x['tup_fetched'] / n:.1f} rows fetched")
+    st = r["sandbox_stats"]
+    say(f"  sandbox: {st['vendor_requests'].get('soe')} SOE requests, peak {st['peak_rps'].get('soe')}"
+        f" in one second, faults {st['faults'] or 'none'}")
+
+
+PROFILE_MARKERS = (  # (label, a frame that marks it); a sample counts for every label it has
+    ("SOE task (evaluate), inclusive", "evaluate (tasks/soe.py"),
+    ("  claim: lease UPDATE + load check/job", "claim (tasks/common.py"),
+    ("  renew: checkpoint after each chunk", "renew (tasks/common.py"),
+    ("  _store: scores + job status", "_store (tasks/soe.py"),
+    ("  shared rate limit (Redis EVALSHA per chunk)", "take (tasks/ratelimit.py"),
+    ("  vendor call (sign + requests + parse)", "TencentApiClient.call (vendors/tencent.py"),
+    ("    TC3 signing", "signed_headers (vendors/tencent.py"),
+    ("SQLAlchemy, anywhere", "sqlalchemy/"),
+    ("psycopg, anywhere", "psycopg/"),
+    ("pool pre-ping", "_do_ping_w_event"),
+    ("requests/urllib3, anywhere", "requests/"),
+    ("redis-py, anywhere", "redis/"),
+    ("logging, anywhere", "logging/__init__"),
+    ("Celery/kombu outside the task body", None),
+)
+
+
+def _has(stack: str, marker: str | None) -> bool:
+    if marker is None:
+        return "evaluate (tasks/soe.py" not in stack and ("celery/" in stack or "kombu/" in stack)
+    return marker in stack
+
+
+def summarize_profile(path: Path, top: int = 12) -> None:
+    """Where worker 0 held the GIL (py-spy --gil raw output: Python CPU time)."""
+    inclusive: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        leaf = stack.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + n
+        for label, marker in PROFILE_MARKERS:
+            if _has(stack, marker):
+                inclusive[label] = inclusive.get(label, 0) + n
+    if not total:
+        say("  py-spy: no samples")
+        return
+    say(f"  py-spy --gil on worker 0 ({total} samples holding the GIL), inclusive share:")
+    for label, _ in PROFILE_MARKERS:
+        say(f"    {100 * inclusive.get(label, 0) / total:5.1f}%  {label}")
+    say("  hottest leaf frames:")
+    for leaf, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
+        say(f"    {100 * n / total:5.1f}%  {leaf}")
