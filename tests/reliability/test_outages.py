@@ -144,6 +144,8 @@ def test_database_connections_cut_mid_batch(pipeline, tmp_path, database_url):
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from models.db import engine_for
+
     folder = tmp_path / "readings"
     manifest = make_manifest(folder, 24)
     pipeline.sandbox("config", {"latency_ms": 40})
@@ -158,6 +160,7 @@ def test_database_connections_cut_mid_batch(pipeline, tmp_path, database_url):
             "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": make_url(database_url).database}
         ).scalar()
     admin.dispose()
+    engine_for(database_url).dispose()  # this test process's own connections were cut too
     pipeline.wait("readings", 90)
 
     print(f"\n{cut} database connections cut mid-batch; every job finished without housekeeping")
