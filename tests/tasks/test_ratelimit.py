@@ -83,9 +83,9 @@ def test_processes_share_one_limit(redis_url):
 
 
 def test_pacing_keeps_headroom_below_the_limit(client):
-    limiter = RateLimiter(client, prefix="test:")  # the default: 95 % of the limit
+    limiter = RateLimiter(client, prefix="test:")  # the default: 90 % of the limit
     slots = slot_times(limiter, "shumei", 20, 3)
-    assert slots[2] - slots[1] == pytest.approx(1 / 19, abs=0.003)
+    assert slots[2] - slots[1] == pytest.approx(1 / 18, abs=0.003)
 
 
 def test_late_senders_are_held_to_the_limit_in_any_second(client):
