@@ -33,7 +33,7 @@ def run_breakdown(env: Env, args, manifest: Path, files: int) -> None:
         f" ({b['http_calls'] / n:.1f} calls) + database {1000 * b['db_s'] / n:.1f}"
         f" + other {1000 * (b['wall'] - b['http_s'] - b['db_s']) / n:.1f}; CPU {1000 * b['cpu'] / n:.1f} ms/file")
     say(f"  per file: {b['statements'] / n:.1f} SQL statements, {b['transactions'] / n:.1f} transactions"
-        f" (commits), {b['checkouts'] / n:.1f} pool checkouts, {b['sessions'] / n:.1f} ORM sessions;"
+        f" (commits), {b['checkouts'] / n:.1f} pool checkouts, {b['sessions'] / n:.1f} database sessions;"
         f" per chunk: {b['statements'] / b['chunks']:.2f} statements, {b['transactions'] / b['chunks']:.2f}"
         " transactions")
     say("  statements per file by kind: " + ", ".join(
@@ -78,16 +78,17 @@ def _time_http_and_sessions() -> tuple[Timer, Timer]:
 
     http, dbt = Timer(), Timer()
     http_mod.post = http.wrap(http_mod.post)
-    scope = dbt.wrap_cm(db_mod.session_scope)
-    soe_mod.session_scope = scope
-    common_mod.session_scope = scope
+    for name in ("session_scope", "transaction"):
+        scope = dbt.wrap_cm(getattr(db_mod, name))
+        for module in (soe_mod, common_mod):
+            setattr(module, name, scope)
     return http, dbt
 
 
 def child_soe_task(spec: dict) -> dict:
     """Ingest ``files`` rows, then run the real SOE task on each check in this process
     (``evaluate.apply``, no broker), counting SQL statements, commits, pool checkouts,
-    ORM sessions, HTTP calls and the time spent in each."""
+    database sessions, HTTP calls and the time spent in each."""
     from sqlalchemy import text
 
     import tasks.soe as soe_mod

@@ -45,19 +45,23 @@ def open_audio(ref: str, *, timeout: float = 30.0) -> Iterator[BinaryIO]:
             yield fh
         return
     try:
-        response = http.session().get(ref, stream=True, timeout=timeout)
-    except Exception as exc:  # requests' own hierarchy: connection, timeout, invalid URL
+        response = http.stream(ref, timeout=timeout)
+    except Exception as exc:  # urllib3's own hierarchy: connection, timeout, invalid URL, redirects
         raise TransportError("audio", f"could not fetch {ref}: {type(exc).__name__}") from exc
-    with contextlib.closing(response):
-        status = response.status_code
+    try:
+        status = response.status
         if status in (404, 410):
             raise InvalidInput("audio", "url_not_found", f"audio URL answered {status}: {ref}")
         if 400 <= status < 500 and status not in (408, 429):  # it will not change by asking again
             raise InvalidInput("audio", "url_refused", f"audio URL answered {status}: {ref}")
         if status >= 400:
             raise TransportError("audio", f"audio URL answered HTTP {status}: {ref}")
-        response.raw.decode_content = True
-        yield response.raw
+        yield response
+    except BaseException:
+        response.close()  # a half-read body must not go back to the pool
+        raise
+    finally:
+        response.drain_conn()  # read to the end (normally nothing is left) and pool the connection
 
 
 def iter_chunks(stream: BinaryIO, chunk_bytes: int, *, start_seq: int = 1) -> Iterator[Chunk]:

@@ -1,76 +1,38 @@
-"""What every service task does with its check: claim, checkpoint, finish, fail.
+"""What every service task does with its check, for tasks that work on ORM objects.
 
-A check is *claimed* with one conditional UPDATE, atomic on SQLite and
-PostgreSQL alike: it succeeds only when the check is not terminal and no live
-lease is held, so two deliveries of the same message never work at once. A
-lease that is still set when the next delivery arrives means the previous one
-died mid-work; those deaths are counted in ``deliveries`` and a check whose
-messages keep killing workers ends ``failed`` instead of looping.
+Claiming, checkpointing and finishing are in :mod:`tasks.leases` (Core
+statements, also used directly by the SOE task); here the same claim loads the
+check as an ORM object, and failing or completing it recomputes its job.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import case, or_, update
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from models import Check, CheckStatus, JobStatus
+from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
+from tasks.leases import ACTIVE, Lease, finish, poisoned, release, renew, take_lease
 from tasks.status import refresh_job
 from vendors.errors import VendorError
 
-log = logging.getLogger("voxqueue.tasks")
+__all__ = ["ACTIVE", "Lease", "claim", "complete", "fail", "fail_by_id", "finish", "poisoned", "release",
+           "renew", "take_lease"]
 
-ACTIVE = (CheckStatus.PENDING.value, CheckStatus.RUNNING.value)
+log = logging.getLogger("voxqueue.tasks")
 
 
 def claim(session: Session, check_id: int, settings: Settings) -> Check | None:
-    """Take the check's lease, or return None when it is finished, gone or held."""
-    now = utcnow()
-    result = session.execute(
-        update(Check)
-        .where(Check.id == check_id, Check.status.in_(ACTIVE))
-        .where(or_(Check.lease_until.is_(None), Check.lease_until < now))
-        .values(
-            status=CheckStatus.RUNNING.value,
-            lease_until=now + dt.timedelta(seconds=settings.lease_seconds),
-            deliveries=case((Check.lease_until.is_not(None), Check.deliveries + 1), else_=Check.deliveries),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    """Take the check's lease and load it (ORM), or return None when it is finished, gone or held."""
+    conn = session.connection()
+    lease = take_lease(conn, check_id, settings)
+    if lease is None or poisoned(conn, lease, settings):
         return None
-    check = session.get(Check, check_id, populate_existing=True)
-    if check.deliveries >= settings.max_deliveries:
-        fail(check, "poison", f"its worker died {check.deliveries} times while processing it")
-        return None
-    if check.job.status == JobStatus.PENDING.value:  # a claim only ever moves a job to running
-        check.job.status = JobStatus.RUNNING.value
-    return check
-
-
-def renew(check_id: int, settings: Settings, **values: Any) -> None:
-    """Record progress and extend the lease in one short transaction."""
-    lease = utcnow() + dt.timedelta(seconds=settings.lease_seconds)
-    with session_scope() as session:
-        session.execute(
-            update(Check).where(Check.id == check_id).values(lease_until=lease, **values)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def release(check_id: int, **values: Any) -> None:
-    """Give the lease back (the work will continue in a retry), recording ``values``."""
-    with session_scope() as session:
-        session.execute(
-            update(Check).where(Check.id == check_id).values(lease_until=None, **values)
-            .execution_options(synchronize_session=False)
-        )
+    return session.get(Check, check_id, populate_existing=True)
 
 
 def fail(check: Check, reason: str, message: str) -> None:

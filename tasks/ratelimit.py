@@ -16,6 +16,8 @@ admitted through a sliding one-second log of actual send times (a sorted set),
 which holds any one-second window of sends to the paced rate, two below the
 limit at 20/s: the spare requests absorb jitter between sending and arrival
 (measured here: up to three requests bunched by a busy vendor-side event loop).
+When the slot is free at once and the log has room, reserving and admitting
+are one script, one round trip.
 """
 
 from __future__ import annotations
@@ -26,36 +28,51 @@ from dataclasses import dataclass
 
 import redis
 
-# KEYS[1] the vendor's key; ARGV[1] interval (µs), ARGV[2] max wait (µs).
-# Returns the wait in µs for a reserved slot (>= 0), or -(wait) when refused.
-GCRA = """
+_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local max_wait = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local wait = tat - now
-if wait > max_wait then return -wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil((wait + interval) / 1000) + 1000)
-return wait
 """
 
+# The wait in µs for a reserved slot (>= 0), or -(wait) when it is further than max_wait (refused).
+_RESERVE = """
+local function reserve(key, interval, max_wait)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local wait = tat - now
+  if wait > max_wait then return -wait end
+  redis.call('SET', key, tat + interval, 'PX', math.ceil((wait + interval) / 1000) + 1000)
+  return wait
+end
+"""
+
+# The (positive) Redis time in µs at which the send was admitted and logged,
+# else minus the µs until the oldest send leaves the one-second window.
+_ADMIT = """
+local function admit(key, limit, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 1000000)
+  if redis.call('ZCARD', key) < limit then
+    redis.call('ZADD', key, now, member)
+    redis.call('PEXPIRE', key, 2000)
+    return now
+  end
+  local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+  return -(oldest + 1000000 - now + 1)
+end
+"""
+
+# KEYS[1] the vendor's slot key; ARGV[1] interval (µs), ARGV[2] max wait (µs).
+GCRA = _NOW + _RESERVE + "return reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
 
 # KEYS[1] the vendor's send log; ARGV[1] limit per second, ARGV[2] a unique member.
-# Returns the (positive) Redis time in µs at which the send was admitted and logged,
-# else minus the µs until the oldest send leaves the window.
-WINDOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000000)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], 2000)
-  return now
-end
-local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-return -(oldest + 1000000 - now + 1)
+WINDOW = _NOW + _ADMIT + "return admit(KEYS[1], tonumber(ARGV[1]), ARGV[2])"
+
+# Both in one round trip when the slot is free now (the common case below the limit):
+# KEYS slot key, send log; ARGV interval, max wait, limit, member. Returns {reserve, admit},
+# admit 0 when the slot lies ahead (the caller sleeps, then admits).
+TAKE = _NOW + _RESERVE + _ADMIT + """
+local wait = reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait ~= 0 then return {wait, 0} end
+return {0, admit(KEYS[2], tonumber(ARGV[3]), ARGV[4])}
 """
 
 
@@ -75,31 +92,48 @@ class RateLimiter:
         self.headroom = headroom
         self._script = client.register_script(GCRA)
         self._window = client.register_script(WINDOW)
+        self._take = client.register_script(TAKE)
 
     def reserve(self, vendor: str, qps: float, max_wait: float) -> Slot:
         """Reserve the vendor's next slot if it is at most ``max_wait`` seconds away."""
         if qps <= 0:
             return Slot(True, 0.0)
-        interval_us = int(1_000_000 / (qps * self.headroom))
-        result = int(self._script(keys=[self.prefix + vendor], args=[interval_us, int(max_wait * 1_000_000)]))
+        result = int(self._script(keys=[self.prefix + vendor], args=[self._interval_us(qps), int(max_wait * 1_000_000)]))
         return Slot(result >= 0, abs(result) / 1_000_000)
 
     def admit(self, vendor: str, qps: float, sleep=time.sleep) -> float:
         """Wait until a send fits in the last second's log of sends; log it, return its Redis time."""
-        limit = max(1, int(qps * self.headroom))
         member = uuid.uuid4().hex
-        while (answer := int(self._window(keys=[self.prefix + vendor + ":log"], args=[limit, member]))) < 0:
+        while (answer := int(self._window(keys=[self.prefix + vendor + ":log"],
+                                          args=[self._window_limit(qps), member]))) < 0:
             sleep(-answer / 1_000_000)
         return answer / 1_000_000
 
     def acquire(self, vendor: str, qps: float, max_wait: float, sleep=time.sleep) -> Slot:
-        """Reserve and sleep until the slot, then be admitted; a refused slot returns at once."""
-        slot = self.reserve(vendor, qps, max_wait)
-        if not slot.granted or qps <= 0:
-            return slot
-        if slot.wait > 0:
-            sleep(slot.wait)
-        return Slot(True, slot.wait, self.admit(vendor, qps, sleep))
+        """Reserve and sleep until the slot, then be admitted; a refused slot returns at once.
+
+        One round trip when the slot is free and the window has room; otherwise the
+        caller sleeps until its slot and is admitted through :meth:`admit`.
+        """
+        if qps <= 0:
+            return Slot(True, 0.0)
+        key = self.prefix + vendor
+        wait_us, admitted_us = (int(v) for v in self._take(
+            keys=[key, key + ":log"],
+            args=[self._interval_us(qps), int(max_wait * 1_000_000), self._window_limit(qps), uuid.uuid4().hex]))
+        if wait_us < 0:
+            return Slot(False, -wait_us / 1_000_000)
+        if admitted_us > 0:
+            return Slot(True, 0.0, admitted_us / 1_000_000)
+        if wait_us > 0:
+            sleep(wait_us / 1_000_000)
+        return Slot(True, wait_us / 1_000_000, self.admit(vendor, qps, sleep))
+
+    def _interval_us(self, qps: float) -> int:
+        return int(1_000_000 / (qps * self.headroom))
+
+    def _window_limit(self, qps: float) -> int:
+        return max(1, int(qps * self.headroom))
 
 
 class Throttled(Exception):

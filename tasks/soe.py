@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings, get_settings
-from models import Check
-from models.db import session_scope
+from models import Check, CheckStatus
+from models.db import session_scope, transaction
 from tasks import breaker, common, crashpoints
 from tasks.audio import Chunk, iter_chunks, open_audio
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
@@ -40,6 +40,7 @@ class Plan:
     """Everything the transmission needs, read from the check in one transaction."""
 
     check_id: int
+    job_id: int
     audio: str
     session_id: str
     chunks_sent: int
@@ -48,17 +49,17 @@ class Plan:
     keywords: tuple[str, ...]
 
     @classmethod
-    def from_check(cls, check: Check) -> Plan:
-        options = check.job.options
+    def from_lease(cls, lease: common.Lease) -> Plan:
+        options = lease.options
         params = SoeParams(
             ref_text=options.get("ref_text") or "",
             eval_mode=options.get("eval_mode", 1),
             score_coeff=float(options.get("score_coeff", 1.0)),
             server_type=1 if options.get("lang") == "zh" else 0,
-            voice_file_type=voice_file_type_for(check.job.audio or ""),
+            voice_file_type=voice_file_type_for(lease.audio or ""),
         )
         return cls(
-            check.id, check.job.audio, check.session_id, check.chunks_sent,
+            lease.check_id, lease.job_id, lease.audio, lease.session_id, lease.chunks_sent,
             options.get("soe_mode", "stream"), params, tuple(options.get("keywords") or ()),
         )
 
@@ -79,16 +80,13 @@ def evaluate(self, check_id: int) -> None:
     """Evaluate one check's audio with SOE (idempotent: safe to deliver twice)."""
     settings = get_settings()
     try:
-        with session_scope() as session:
-            check = common.claim(session, check_id, settings)
-            if check is None:
+        with transaction() as conn:
+            lease = common.take_lease(conn, check_id, settings, new_session_id=new_session_id())
+            if lease is None or common.poisoned(conn, lease, settings):
                 return
-            if not check.session_id:
-                check.session_id = new_session_id()
-            plan = Plan.from_check(check)
-            job_key = check.job.key
-        crashpoints.hit(job_key)
-        with logctx.bound(job=job_key, service="soe", check_id=check_id):
+        plan = Plan.from_lease(lease)
+        crashpoints.hit(lease.job_key)
+        with logctx.bound(job=lease.job_key, service="soe", check_id=check_id):
             _run(self, plan, settings)
     except INFRA_ERRORS as error:
         raise retry_after_infra_error(self, [check_id], error) from error
@@ -109,7 +107,7 @@ def _run(task, plan: Plan, settings: Settings) -> None:
     breaker.breaker().record("soe", None)
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
-    _store(plan.check_id, plan, result, chunks)
+    _store(plan, result, chunks)
 
 
 def new_session_id() -> str:
@@ -208,12 +206,10 @@ def _handle_error(task, check_id: int, error: VendorError, settings: Settings) -
     raise task.retry(countdown=backoff(attempts, base=1.0, cap=300.0), exc=error)
 
 
-def _store(check_id: int, plan: Plan, result: SoeResult | KeywordResult, chunks: int) -> None:
-    with session_scope() as session:
-        check = session.get(Check, check_id)
-        if check is None:
-            return
-        common.complete(session, check, chunks_sent=chunks, result=_raw(result), **_scores(result))
+def _store(plan: Plan, result: SoeResult | KeywordResult, chunks: int) -> None:
+    with transaction() as conn:
+        common.finish(conn, plan.check_id, plan.job_id, CheckStatus.DONE,
+                      chunks_sent=chunks, result=_raw(result), **_scores(result))
 
 
 def _scores(result: SoeResult | KeywordResult) -> dict[str, float | None]:
