@@ -22,17 +22,24 @@ def busy(t) -> float:
 class ProcessSampler:
     """CPU seconds and peak RSS of process groups, sampled in a background thread.
 
-    A group is a callable returning the current pids (children included). A
-    process that starts during the measurement counts from zero; one that exits
-    between samples loses at most one interval of CPU.
+    A group is a callable returning the current pids (children included), asked
+    again every ``resolve_every`` seconds (finding processes scans every process
+    on the machine, which is the sampler's main cost: it would otherwise be
+    counted against the system it measures). A process that starts during the
+    measurement counts from zero when first seen; one that exits between samples
+    loses at most one interval of CPU.
     """
 
-    def __init__(self, groups: dict[str, Callable[[], list[int]]], interval: float = 0.2) -> None:
+    def __init__(self, groups: dict[str, Callable[[], list[int]]], interval: float = 0.25,
+                 resolve_every: float = 1.0) -> None:
         import psutil
 
         self.psutil = psutil
         self.groups = groups
         self.interval = interval
+        self.resolve_every = resolve_every
+        self._pids: dict[str, list[int]] = {}
+        self._resolved_at = 0.0
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
         self.group_of: dict[int, str] = {}
@@ -43,10 +50,19 @@ class ProcessSampler:
         self.machine_busy = 0.0
         self.wall = 0.0
 
-    def _sample(self, initial: bool) -> None:
+    def _resolve(self) -> None:
+        now = time.monotonic()
+        stale = now - self._resolved_at >= self.resolve_every
         for group, pids in list(self.groups.items()):
-            current = pids()
-            self.peak_count[group] = max(self.peak_count.get(group, 0), len(current))
+            if stale or group not in self._pids:
+                self._pids[group] = pids()
+                self.peak_count[group] = max(self.peak_count.get(group, 0), len(self._pids[group]))
+        if stale:
+            self._resolved_at = now
+
+    def _sample(self, initial: bool) -> None:
+        self._resolve()
+        for group, current in list(self._pids.items()):
             for pid in current:
                 self._sample_one(pid, group, initial)
 
@@ -78,6 +94,7 @@ class ProcessSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._resolved_at = 0.0  # a last full look
         self._sample(False)
         self.wall = time.monotonic() - self._t0
         self.machine_busy = busy(self.psutil.cpu_times()) - self._cpu0

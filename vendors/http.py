@@ -120,8 +120,8 @@ def post(
     except (HTTPError, OSError, ValueError) as exc:
         raise transport_error(vendor, exc, timeout) from exc
     response = Response(r.status, r.data, dict(r.headers))
-    log.info("vendor call", extra={"vendor": vendor, "path": urlsplit(url).path, "status": r.status,
-                                   "elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
+    log.debug("vendor call", extra={"vendor": vendor, "path": urlsplit(url).path, "status": r.status,
+                                    "elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
     if r.status == 429:
         raise VendorError(
             vendor, "http_429", "HTTP 429 Too Many Requests",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init
 
+from config import transport
 from config.celery import celery_config
 from config.settings import get_settings
 
@@ -13,6 +14,7 @@ TASK_MODULES = [
     "tasks.results", "tasks.poll", "tasks.housekeeping",
 ]
 
+transport.install()  # before any broker connection: see config.transport
 app = Celery("voxqueue", include=TASK_MODULES)
 # Evaluated on first use, so importing the app neither reads settings nor starts a broker.
 app.add_defaults(lambda: celery_config(get_settings()))

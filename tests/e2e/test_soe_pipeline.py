@@ -51,7 +51,7 @@ def check_scores(report: list[dict], folder: Path) -> None:
 def test_fifty_files_scored_exactly_once(pipeline, tmp_path):
     folder = tmp_path / "readings"
     manifest = make_manifest(folder, 50)
-    pipeline.start_worker("-c", "4")
+    pipeline.start_worker("-c", "4", "--loglevel", "DEBUG")  # a line per vendor call, as well
 
     ingested = pipeline.cli("ingest", str(manifest))
     assert "batch readings: 50 accepted, 0 rejected" in ingested.stdout
