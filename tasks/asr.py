@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import get_settings
-from models import Check
 from tasks import clients, moderation
+from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
 from vendors.errors import InvalidInput
 from workers.app import app
@@ -15,12 +15,12 @@ from workers.app import app
 BODY_LIMIT = 5 * 1024 * 1024
 
 
-def describe(check: Check) -> dict[str, Any]:
+def describe(lease: Lease) -> dict[str, Any]:
     settings = get_settings()
     if not settings.callback_base_url:
         raise InvalidInput("asr", "callback_required",
                            "asr delivers results only by callback: set VOXQUEUE_CALLBACK_BASE_URL")
-    job = check.job
+    job = lease.job
     path = local_path(job)
     if path is not None and path.stat().st_size <= BODY_LIMIT:
         return {"path": str(path)}

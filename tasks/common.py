@@ -1,8 +1,8 @@
 """What every service task does with its check, for tasks that work on ORM objects.
 
-Claiming, checkpointing and finishing are in :mod:`tasks.leases` (Core
-statements, also used directly by the SOE task); here the same claim loads the
-check as an ORM object, and failing or completing it recomputes its job.
+Claiming, checkpointing and finishing on the hot path are in :mod:`tasks.leases`
+(Core statements, no ORM objects) and re-exported here; here are failing and
+completing a check loaded as an ORM object (results, polls), which recompute its job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from config.settings import Settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
@@ -20,19 +19,10 @@ from tasks.leases import ACTIVE, Lease, finish, poisoned, release, renew, take_l
 from tasks.status import refresh_job
 from vendors.errors import VendorError
 
-__all__ = ["ACTIVE", "Lease", "claim", "complete", "fail", "fail_by_id", "finish", "poisoned", "release",
-           "renew", "take_lease"]
+__all__ = ["ACTIVE", "Lease", "complete", "fail", "fail_by_id", "finish", "poisoned", "release", "renew",
+           "take_lease"]
 
 log = logging.getLogger("voxqueue.tasks")
-
-
-def claim(session: Session, check_id: int, settings: Settings) -> Check | None:
-    """Take the check's lease and load it (ORM), or return None when it is finished, gone or held."""
-    conn = session.connection()
-    lease = take_lease(conn, check_id, settings)
-    if lease is None or poisoned(conn, lease, settings):
-        return None
-    return session.get(Check, check_id, populate_existing=True)
 
 
 def fail(check: Check, reason: str, message: str) -> None:

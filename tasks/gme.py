@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import get_settings
-from models import Check
 from tasks import clients, moderation
+from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
 from vendors.gme import GmeTask, check_media
 from workers.app import app
@@ -14,9 +14,9 @@ from workers.app import app
 SCAN_LIMIT = 100
 
 
-def describe(check: Check) -> dict[str, Any]:
+def describe(lease: Lease) -> dict[str, Any]:
     settings = get_settings()
-    job = check.job
+    job = lease.job
     path = local_path(job)
     url = media_url(job, settings, "gme")
     live = check_media(url, path.stat().st_size if path else None, live=bool(job.stream))

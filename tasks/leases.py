@@ -25,17 +25,18 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 
 from config.settings import Settings
-from models import Check, CheckStatus, Job, JobStatus
+from models import Batch, Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
 from models.db import transaction
-from tasks.status import refresh_job_row
+from tasks.status import SoleCheck, refresh_job_row
 
 log = logging.getLogger("voxqueue.tasks")
 
 ACTIVE = (CheckStatus.PENDING.value, CheckStatus.RUNNING.value)
-checks, jobs = Check.__table__, Job.__table__
+checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
 
-_RETURNED = (checks.c.job_id, checks.c.deliveries, checks.c.attempts, checks.c.session_id, checks.c.chunks_sent)
+_RETURNED = (checks.c.job_id, checks.c.service, checks.c.deliveries, checks.c.attempts, checks.c.session_id,
+             checks.c.chunks_sent, checks.c.vendor_task_id)
 
 
 def _claim_statement(with_session_id: bool):
@@ -55,7 +56,9 @@ def _claim_statement(with_session_id: bool):
 
 
 _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
-_JOB = select(jobs.c.key, jobs.c.status, jobs.c.audio, jobs.c.options).where(jobs.c.id == bindparam("p_job"))
+_JOB = (select(jobs.c.id, jobs.c.key, jobs.c.status, jobs.c.audio, jobs.c.stream, jobs.c.options, jobs.c.services,
+               batches.c.name.label("batch"))
+        .join_from(jobs, batches, batches.c.id == jobs.c.batch_id).where(jobs.c.id == bindparam("p_job")))
 _START_JOB = (update(jobs).where(jobs.c.id == bindparam("p_job"), jobs.c.status == JobStatus.PENDING.value)
               .values(status=JobStatus.RUNNING.value))
 
@@ -73,18 +76,30 @@ def _update_check(conn: Connection, check_id: int, values: dict[str, Any]) -> No
 
 
 @dataclass(frozen=True)
+class JobFacts:
+    """The job's input, as a claim reads it (what building a vendor request needs)."""
+
+    id: int
+    key: str
+    batch: str
+    audio: str | None
+    stream: str | None
+    options: dict[str, Any]
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Lease:
-    """What a claim returns: the check's progress and its job's input, read in the claim."""
+    """What a claim returns: the check's progress and its job, read in the claim."""
 
     check_id: int
-    job_id: int
-    job_key: str
-    audio: str | None
-    options: dict[str, Any]
+    service: str
+    job: JobFacts
     deliveries: int
     attempts: int
     session_id: str | None
     chunks_sent: int
+    vendor_task_id: str | None
 
 
 def take_lease(conn: Connection, check_id: int, settings: Settings, *,
@@ -105,26 +120,35 @@ def take_lease(conn: Connection, check_id: int, settings: Settings, *,
     job = conn.execute(_JOB, {"p_job": row.job_id}).one()
     if job.status == JobStatus.PENDING.value:  # a claim only ever moves a job to running
         conn.execute(_START_JOB, {"p_job": row.job_id})
-    return Lease(check_id, row.job_id, job.key, job.audio, job.options or {}, row.deliveries, row.attempts,
-                 row.session_id, row.chunks_sent)
+    facts = JobFacts(job.id, job.key, job.batch, job.audio, job.stream, job.options or {}, tuple(job.services or ()))
+    return Lease(check_id, row.service, facts, row.deliveries, row.attempts, row.session_id, row.chunks_sent,
+                 row.vendor_task_id)
 
 
 def poisoned(conn: Connection, lease: Lease, settings: Settings) -> bool:
     """Fail a check whose deliveries keep killing workers (True when it was failed)."""
     if lease.deliveries < settings.max_deliveries:
         return False
-    finish(conn, lease.check_id, lease.job_id, CheckStatus.FAILED, error_reason="poison",
-           error=f"its worker died {lease.deliveries} times while processing it")
-    log.warning("check failed", extra={"check_id": lease.check_id, "reason": "poison"})
+    fail(conn, lease, "poison", f"its worker died {lease.deliveries} times while processing it")
     return True
 
 
-def finish(conn: Connection, check_id: int, job_id: int, status: CheckStatus, **values: Any) -> None:
+def finish(conn: Connection, lease: Lease, status: CheckStatus, **values: Any) -> None:
     """End a check (done or failed), recording ``values``, and recompute its job."""
     if status is CheckStatus.DONE:
         values = {"error": None, "error_reason": None, **values}
-    _update_check(conn, check_id, {**values, "status": status.value, "lease_until": None, "finished_at": utcnow()})
-    refresh_job_row(conn, job_id)
+    values = {**values, "status": status.value, "lease_until": None, "finished_at": utcnow()}
+    _update_check(conn, lease.check_id, values)
+    if len(set(lease.job.services)) == 1:  # the job's only check: nothing to race with, nothing to re-read
+        sole = SoleCheck(lease.service, values["status"], values.get("error"), values.get("verdict"))
+        refresh_job_row(conn, lease.job.id, sole=sole)
+    else:
+        refresh_job_row(conn, lease.job.id)
+
+
+def fail(conn: Connection, lease: Lease, reason: str, message: str) -> None:
+    finish(conn, lease, CheckStatus.FAILED, error_reason=reason[:64], error=message)
+    log.warning("check failed", extra={"check_id": lease.check_id, "service": lease.service, "reason": reason})
 
 
 def renew(check_id: int, settings: Settings, **values: Any) -> None:
@@ -134,7 +158,10 @@ def renew(check_id: int, settings: Settings, **values: Any) -> None:
         _update_check(conn, check_id, {**values, "lease_until": lease})
 
 
-def release(check_id: int, **values: Any) -> None:
+def release(check_id: int, conn: Connection | None = None, **values: Any) -> None:
     """Give the lease back (the work will continue in a retry), recording ``values``."""
-    with transaction() as conn:
+    if conn is not None:
         _update_check(conn, check_id, {**values, "lease_until": None})
+        return
+    with transaction() as own:
+        _update_check(own, check_id, {**values, "lease_until": None})

@@ -12,16 +12,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 from config.settings import Settings
-from models import Job
 from tasks.audio import is_url
+from tasks.leases import JobFacts
 from vendors.errors import InvalidInput
 
 
-def local_path(job: Job) -> Path | None:
+def local_path(job: JobFacts) -> Path | None:
     return None if job.audio is None or is_url(job.audio) else Path(job.audio)
 
 
-def media_url(job: Job, settings: Settings, vendor: str) -> str:
+def media_url(job: JobFacts, settings: Settings, vendor: str) -> str:
     if job.stream:
         return job.stream
     if is_url(job.audio):

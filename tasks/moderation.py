@@ -19,14 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from config.settings import Settings, get_settings
 from models import Check
 from models.base import utcnow
-from models.db import session_scope
-from tasks import breaker, common, crashpoints
+from models.db import session_scope, transaction
+from tasks import breaker, common, crashpoints, leases
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
+from tasks.leases import Lease, checks
 from tasks.ratelimit import Throttled, take
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
@@ -40,10 +41,9 @@ RESULT_DEADLINE = dt.timedelta(hours=2)
 NAMESPACE = uuid.UUID("3f1d8f0e-6c35-4a8e-9d55-6f1f0a6e2b10")
 
 
-def idempotency_key(check: Check) -> str:
+def idempotency_key(lease: Lease) -> str:
     """A key derived from the job (batch, row key, service): the same on every attempt."""
-    job = check.job
-    return "vq-" + uuid.uuid5(NAMESPACE, f"{job.batch.name}\x00{job.key}\x00{check.service}").hex
+    return "vq-" + uuid.uuid5(NAMESPACE, f"{lease.job.batch}\x00{lease.job.key}\x00{lease.service}").hex
 
 
 def callback_token(service: str, check_id: int, settings: Settings) -> str:
@@ -73,41 +73,49 @@ class Claimed:
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)  # check id -> request facts
 
 
-def claim_all(service: str, check_ids: list[int], describe: Callable[[Check], dict[str, Any]]) -> Claimed:
-    """Claim each check; fail those whose input cannot be sent; skip submitted ones."""
+def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], dict[str, Any]]) -> Claimed:
+    """Claim each check (one transaction); fail those whose input cannot be sent; skip submitted ones."""
     settings = get_settings()
     batch = Claimed(service)
     job_keys: list[str] = []
-    with session_scope() as session:
+    with transaction() as conn:
         for check_id in check_ids:
-            check = common.claim(session, check_id, settings)
-            if check is None:
+            lease = leases.take_lease(conn, check_id, settings)
+            if lease is None or leases.poisoned(conn, lease, settings):
                 continue
-            if check.vendor_task_id:  # an earlier delivery submitted it: never send twice
-                check.lease_until = None
+            if lease.vendor_task_id:  # an earlier delivery submitted it: never send twice
+                leases.release(check_id, conn)
                 continue
-            job_keys.append(check.job.key)
+            job_keys.append(lease.job.key)
             try:
-                batch.checks[check_id] = describe(check) | {"key": idempotency_key(check), "job": check.job.key}
+                batch.checks[check_id] = describe(lease) | {"key": idempotency_key(lease), "job": lease.job.key}
             except VendorError as error:
-                common.fail(check, error.reason, error.summary())
+                leases.fail(conn, lease, error.reason, error.summary())
     for key in job_keys:  # after the claim committed, so a crash here is counted
         crashpoints.hit(key)
     return batch
 
 
-def record(check_id: int, accepted: Accepted) -> None:
+def _record_statement(with_result: bool):
+    extra = {"result": bindparam("v_result")} if with_result else {}
+    return (update(checks).where(checks.c.id == bindparam("p_check"), checks.c.vendor_task_id.is_(None))
+            .values(vendor_task_id=bindparam("v_task"), lease_until=None, next_poll_at=bindparam("v_poll"),
+                    deadline_at=bindparam("v_deadline"), **extra))
+
+
+_RECORD = {False: _record_statement(False), True: _record_statement(True)}
+
+
+def record(accepted: dict[int, Accepted]) -> None:
+    """Store the vendors' task ids (one transaction); a check that already has one keeps it."""
     now = utcnow()
-    with session_scope() as session:
-        check = session.get(Check, check_id)
-        if check is None or check.vendor_task_id:
-            return
-        check.vendor_task_id = accepted.vendor_task_id
-        check.lease_until = None
-        check.next_poll_at = now + dt.timedelta(seconds=FIRST_POLL_S) if accepted.polled else None
-        check.deadline_at = now + RESULT_DEADLINE
-        if accepted.result:
-            check.result = accepted.result
+    with transaction() as conn:
+        for check_id, a in accepted.items():
+            row = {"p_check": check_id, "v_task": a.vendor_task_id, "v_deadline": now + RESULT_DEADLINE,
+                   "v_poll": now + dt.timedelta(seconds=FIRST_POLL_S) if a.polled else None}
+            if a.result:
+                row["v_result"] = a.result
+            conn.execute(_RECORD[bool(a.result)], row)
 
 
 def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> None:
@@ -135,8 +143,8 @@ def _submit(task, batch: Claimed, submit, ids: list[int]) -> None:
         _on_error(task, ids, error)
     else:
         breaker.breaker().record(batch.service, None)
-        for check_id, outcome in accepted.items():
-            record(check_id, outcome)
+        record(accepted)
+        for outcome in accepted.values():
             log.info("submitted", extra={"vendor_task_id": outcome.vendor_task_id,
                                          "vendor_request_id": (outcome.result or {}).get("requestId")})
         missing = [i for i in ids if i not in accepted]

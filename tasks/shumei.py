@@ -6,17 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import get_settings
-from models import Check
 from tasks import clients, moderation
+from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
 from workers.app import app
 
 RAW_FORMATS = {".wav": "wav", ".mp3": "mp3", ".pcm": "pcm", ".raw": "pcm"}
 
 
-def describe(check: Check) -> dict[str, Any]:
+def describe(lease: Lease) -> dict[str, Any]:
     settings = get_settings()
-    job = check.job
+    job = lease.job
     path = local_path(job)
     facts: dict[str, Any] = {"token_id": job.options.get("user_id") or job.key[:64],
                              "lang": job.options.get("lang")}

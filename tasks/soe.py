@@ -39,8 +39,8 @@ THROTTLE_WAIT_S = 20.0  # in-process waiting on throttling before the task is re
 class Plan:
     """Everything the transmission needs, read from the check in one transaction."""
 
+    lease: common.Lease
     check_id: int
-    job_id: int
     audio: str
     session_id: str
     chunks_sent: int
@@ -50,16 +50,16 @@ class Plan:
 
     @classmethod
     def from_lease(cls, lease: common.Lease) -> Plan:
-        options = lease.options
+        options = lease.job.options
         params = SoeParams(
             ref_text=options.get("ref_text") or "",
             eval_mode=options.get("eval_mode", 1),
             score_coeff=float(options.get("score_coeff", 1.0)),
             server_type=1 if options.get("lang") == "zh" else 0,
-            voice_file_type=voice_file_type_for(lease.audio or ""),
+            voice_file_type=voice_file_type_for(lease.job.audio or ""),
         )
         return cls(
-            lease.check_id, lease.job_id, lease.audio, lease.session_id, lease.chunks_sent,
+            lease, lease.check_id, lease.job.audio, lease.session_id, lease.chunks_sent,
             options.get("soe_mode", "stream"), params, tuple(options.get("keywords") or ()),
         )
 
@@ -85,8 +85,8 @@ def evaluate(self, check_id: int) -> None:
             if lease is None or common.poisoned(conn, lease, settings):
                 return
         plan = Plan.from_lease(lease)
-        crashpoints.hit(lease.job_key)
-        with logctx.bound(job=lease.job_key, service="soe", check_id=check_id):
+        crashpoints.hit(lease.job.key)
+        with logctx.bound(job=lease.job.key, service="soe", check_id=check_id):
             _run(self, plan, settings)
     except INFRA_ERRORS as error:
         raise retry_after_infra_error(self, [check_id], error) from error
@@ -208,7 +208,7 @@ def _handle_error(task, check_id: int, error: VendorError, settings: Settings) -
 
 def _store(plan: Plan, result: SoeResult | KeywordResult, chunks: int) -> None:
     with transaction() as conn:
-        common.finish(conn, plan.check_id, plan.job_id, CheckStatus.DONE,
+        common.finish(conn, plan.lease, CheckStatus.DONE,
                       chunks_sent=chunks, result=_raw(result), **_scores(result))
 
 

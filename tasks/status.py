@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -14,31 +14,53 @@ from models import Check, CheckStatus, Job, JobStatus
 VERDICT_RANK = {"PASS": 0, "REVIEW": 1, "REJECT": 2}
 jobs, checks = Job.__table__, Check.__table__
 
+_LOCK_JOB = select(jobs.c.status).where(jobs.c.id == bindparam("p_job")).with_for_update()
+_JOB_CHECKS = select(checks.c.service, checks.c.status, checks.c.error, checks.c.verdict).where(
+    checks.c.job_id == bindparam("p_job"))
+_SET_JOB = update(jobs).where(jobs.c.id == bindparam("p_job")).values(
+    status=bindparam("v_status"), error=bindparam("v_error"), verdict=bindparam("v_verdict"))
+_SET_SOLE_JOB = _SET_JOB.where(jobs.c.status != JobStatus.REJECTED.value)
+
+
+class SoleCheck(NamedTuple):
+    """The state of a job's only check, just written by the caller."""
+
+    service: str
+    status: str
+    error: str | None
+    verdict: str | None
+
 
 def strictest(verdicts: Iterable[str | None]) -> str | None:
     known = [v for v in verdicts if v in VERDICT_RANK]
     return max(known, key=VERDICT_RANK.__getitem__) if known else None
 
 
-def refresh_job_row(conn: Connection, job_id: int) -> dict[str, Any] | None:
+def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None) -> dict[str, Any] | None:
     """Recompute the job's status, error and verdict from its checks; return what was set.
 
     Two checks of one job can finish at the same moment in two transactions; each
     would see the other still running and leave the job ``running`` for good. So
     the job row is locked first (PostgreSQL: FOR UPDATE; SQLite serialises writers
     anyway) and its checks read after the lock, with the caller's own change
-    already written in this transaction.
+    already written in this transaction. A job with one check (``sole``, given by
+    the caller that just wrote it) has nothing to race with: one UPDATE.
     """
-    current = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()).scalar()
+    if sole is not None:
+        values = _values([sole])
+        conn.execute(_SET_SOLE_JOB, {"p_job": job_id, **{"v_" + k: v for k, v in values.items()}})
+        return values
+    current = conn.execute(_LOCK_JOB, {"p_job": job_id}).scalar()
     if current is None or current == JobStatus.REJECTED.value:
         return None
-    rows = conn.execute(
-        select(checks.c.service, checks.c.status, checks.c.error, checks.c.verdict).where(checks.c.job_id == job_id)
-    ).all()
-    status, error = _status(rows)
-    values = {"status": status, "error": error, "verdict": strictest(r.verdict for r in rows if r.service != "soe")}
-    conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+    values = _values(conn.execute(_JOB_CHECKS, {"p_job": job_id}).all())
+    conn.execute(_SET_JOB, {"p_job": job_id, **{"v_" + k: v for k, v in values.items()}})
     return values
+
+
+def _values(rows: list[Any]) -> dict[str, Any]:
+    status, error = _status(rows)
+    return {"status": status, "error": error, "verdict": strictest(r.verdict for r in rows if r.service != "soe")}
 
 
 def refresh_job(job: Job) -> None:

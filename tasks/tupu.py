@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import get_settings
-from models import Check
 from tasks import clients, moderation
+from tasks.leases import Lease
 from tasks.media import callback_url
 from vendors.errors import InvalidInput
 from workers.app import app
@@ -14,12 +14,12 @@ from workers.app import app
 CALLBACK_VIOLATIONS_AND_END = 3
 
 
-def describe(check: Check) -> dict[str, Any]:
+def describe(lease: Lease) -> dict[str, Any]:
     settings = get_settings()
     if not settings.callback_base_url:
         raise InvalidInput("tupu", "callback_required",
                            "tupu delivers results only by callback: set VOXQUEUE_CALLBACK_BASE_URL")
-    job = check.job
+    job = lease.job
     if not job.stream:
         raise InvalidInput("tupu", "stream_required", "tupu moderates live streams: give a stream URL")
     return {"url": job.stream, "room_id": job.options.get("room_id"), "user_id": job.options.get("user_id")}
