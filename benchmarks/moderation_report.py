@@ -17,13 +17,13 @@ def steady_state(per_second: dict[str, int]) -> list[int]:
     return [int(per_second.get(str(s), 0)) for s in range(seconds[0] + 1, seconds[-1])]
 
 
-def headroom() -> float | None:
-    """The share of the limit the shared limiter paces at (tasks.ratelimit), if it says."""
+def headroom(limit: float) -> float | None:
+    """The share of ``limit`` the shared limiter paces at (tasks.ratelimit), if it says."""
     try:
-        from tasks.ratelimit import RateLimiter
+        from tasks.ratelimit import paced
     except ImportError:
         return None
-    return getattr(RateLimiter, "HEADROOM", None)
+    return paced(limit) / limit
 
 
 def report_moderation(r: dict, args) -> None:
@@ -46,8 +46,8 @@ def _setup(r: dict, args) -> None:
 def _rate(r: dict, limit: float) -> None:
     st = r["stats"]
     full = steady_state(st.get("per_second", {}).get(SERVICE, {}))
-    pace = headroom()
-    paced = f"; the limiter paces at {100 * pace:.0f}% of the limit" if pace else ""
+    pace = headroom(limit)
+    paced = f"; the limiter paces at {100 * pace:.0f}% of this limit" if pace else ""
     if full:
         rate = sum(full) / len(full)
         say(f"  achieved rate: {rate:.1f} submissions/s = {rate / limit:.3f} of the {limit:g}/s limit (steady"

@@ -59,9 +59,11 @@ def celery_config(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
-        "worker_send_task_events": True,
-        # Flower learns of every task from the worker's received/started/succeeded events; a
-        # "sent" event would add a second Redis publish to every message the producer sends.
+        # Task events (received/started/succeeded: three Redis publishes per task, a tenth of a
+        # worker's CPU) only while someone watches: Flower turns them on in every worker when it
+        # starts and every few seconds after (`voxqueue flower`); `voxqueue worker --events`
+        # sends them always. A "sent" event would add a publish to every message a producer sends.
+        "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "task_serializer": "json",

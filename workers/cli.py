@@ -79,7 +79,9 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
 @click.option("-c", "--concurrency", type=int, default=8, show_default=True, help="Worker threads.")
 @click.option("--pool", default="threads", show_default=True, help="Celery pool (threads suits vendor I/O).")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(queues, concurrency, pool, loglevel) -> None:
+@click.option("--events/--no-events", default=False, show_default=True,
+              help="Send task events always (by default only while Flower asks for them).")
+def worker(queues, concurrency, pool, loglevel, events) -> None:
     """Run a Celery worker."""
     import os
 
@@ -89,8 +91,8 @@ def worker(queues, concurrency, pool, loglevel) -> None:
 
     os.environ.setdefault("VOXQUEUE_DB_POOL_SIZE", str(concurrency))  # a connection per thread
     reset_settings()
-    argv = ["worker", "-P", pool, "-c", str(concurrency), "-E", "--loglevel", loglevel,
-            "-Q", queues or ",".join(QUEUES), "--without-gossip", "--without-mingle"]
+    argv = ["worker", "-P", pool, "-c", str(concurrency), "--loglevel", loglevel,
+            "-Q", queues or ",".join(QUEUES), "--without-gossip", "--without-mingle"] + (["-E"] if events else [])
     app.worker_main(argv)
 
 
@@ -234,6 +236,7 @@ def flower(port, address) -> None:
 
     Bound to a loopback address, Flower's HTTP API is enabled without authentication;
     elsewhere configure Flower's own auth (FLOWER_BASIC_AUTH, ...) to use the API.
+    Workers send task events while Flower runs: it asks them to at start and every few seconds.
     """
     import os
 
@@ -241,6 +244,7 @@ def flower(port, address) -> None:
 
     if address in ("127.0.0.1", "localhost", "::1"):
         os.environ.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    app.control.enable_events()  # now: Flower itself asks again only every few seconds
     app.start(["flower", f"--port={port}", f"--address={address}"])
 
 

@@ -26,6 +26,8 @@ def test_flower_shows_the_worker_and_the_batch(pipeline, tmp_path):
     workers = wait_until(lambda: requests.get(flower + "/api/workers?refresh=1", timeout=10).json(), 30)
     (name, info), = workers.items()
     assert "voxqueue.soe.evaluate" in info["registered"]
+    worker_log = pipeline.logs / "worker-0.log"  # workers send task events once Flower asks for them
+    wait_until(lambda: "Events of group {task} enabled by remote" in worker_log.read_text(errors="replace"), 30)
 
     pipeline.cli("ingest", str(make_manifest(tmp_path / "readings", 3)))
     pipeline.cli("wait", "--batch", "readings", "--timeout", "60")
