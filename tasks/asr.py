@@ -28,17 +28,17 @@ def describe(lease: Lease) -> dict[str, Any]:
 
 
 @app.task(bind=True, name="voxqueue.asr.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_id: int) -> None:
-    batch = moderation.claim_all("asr", [check_id], describe)
-    moderation.submit_with_retries(self, batch, _submit)
+def submit(self, check_ids: list[int] | int) -> None:
+    """Submit a group of ASR checks (or one), one request each."""
+    ids = check_ids if isinstance(check_ids, list) else [check_ids]
+    moderation.submit_each(self, moderation.claim_all("asr", ids, describe), _submit)
 
 
-def _submit(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
+def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
-    ((check_id, facts),) = batch.checks.items()
     token = moderation.callback_token("asr", check_id, settings)
     audio = Path(facts["path"]).read_bytes() if "path" in facts else None
     submitted = clients.asr(settings).submit(
         callback_url=callback_url(settings, "asr", f"/{check_id}/{token}"), audio=audio, url=facts.get("url"),
     )
-    return {check_id: moderation.Accepted(submitted.request_id, polled=False)}
+    return moderation.Accepted(submitted.request_id, polled=False)

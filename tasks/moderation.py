@@ -118,29 +118,69 @@ def record(accepted: dict[int, Accepted]) -> None:
             conn.execute(_RECORD[bool(a.result)], row)
 
 
+@dataclass
+class Later:
+    """Checks of one delivery to send again, and after how long: one retry message for them all."""
+
+    ids: list[int] = field(default_factory=list)
+    wait: float = 0.0
+    paused: bool = False  # the vendor's limit or circuit said stop: the rest of a group waits too
+
+    def add(self, ids: list[int], wait: float) -> None:
+        self.ids += ids
+        self.wait = max(self.wait, wait)
+
+
 def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> None:
     """Take a rate-limit slot, submit, record; on failure retry or fail as the error says."""
     if not batch.checks:
         return
     ids = list(batch.checks)
     jobs = ",".join(facts["job"] for facts in batch.checks.values())
+    later = Later()
     with logctx.bound(job=jobs, service=batch.service, check_id=ids[0] if len(ids) == 1 else None):
         try:
-            _submit(task, batch, submit, ids)
+            _submit(batch, submit, ids, later)
         except INFRA_ERRORS as error:
             raise retry_after_infra_error(task, ids, error) from error
+    _send_again(task, later)
 
 
-def _submit(task, batch: Claimed, submit, ids: list[int]) -> None:
+def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]], Accepted]) -> None:
+    """Submit a group of checks one request each, in turn (vendors that take one file per request).
+
+    One message and one claim for the group; each check takes its own rate-limit
+    slot and is recorded as soon as the vendor accepts it; the checks that must
+    go again leave in one retry message.
+    """
+    later, pending = Later(), list(batch.checks)
+    try:
+        while pending:
+            check_id = pending[0]
+            facts = batch.checks[check_id]
+            if later.paused:
+                leases.release(check_id)
+                later.add([check_id], later.wait)
+            else:
+                one = Claimed(batch.service, {check_id: facts})
+                with logctx.bound(job=facts["job"], service=batch.service, check_id=check_id):
+                    _submit(one, lambda b, i=check_id, f=facts: {i: submit_one(i, f)}, [check_id], later)
+            pending.pop(0)
+    except INFRA_ERRORS as error:
+        raise retry_after_infra_error(task, pending + later.ids, error) from error
+    _send_again(task, later)
+
+
+def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     try:
         breaker.check(batch.service)
         take(batch.service)
         accepted = submit(batch)
     except (Throttled, breaker.CircuitOpen) as pause:
-        _step_aside(task, ids, pause.wait)
+        _step_aside(ids, pause.wait, later)
     except VendorError as error:
         breaker.breaker().record(batch.service, error)
-        _on_error(task, ids, error)
+        _on_error(ids, error, later)
     else:
         breaker.breaker().record(batch.service, None)
         record(accepted)
@@ -149,17 +189,18 @@ def _submit(task, batch: Claimed, submit, ids: list[int]) -> None:
                                          "vendor_request_id": (outcome.result or {}).get("requestId")})
         missing = [i for i in ids if i not in accepted]
         if missing:  # the vendor answered for some tasks only: the rest go again
-            _on_error(task, missing, VendorError(batch.service, "partial", "no task id returned",
-                                                 disposition=Disposition.RETRY))
+            _on_error(missing, VendorError(batch.service, "partial", "no task id returned",
+                                           disposition=Disposition.RETRY), later)
 
 
-def _step_aside(task, ids: list[int], wait: float) -> None:
+def _step_aside(ids: list[int], wait: float, later: Later) -> None:
     for check_id in ids:
-        common.release(check_id)
-    raise task.retry(args=_args(task, ids), countdown=wait, max_retries=None)
+        leases.release(check_id)
+    later.add(ids, wait)
+    later.paused = True
 
 
-def _on_error(task, ids: list[int], error: VendorError) -> None:
+def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
     log.info("submission failed", extra={"service": error.vendor, "reason": error.reason, "checks": ids})
     if error.disposition is Disposition.PERMANENT:
         for check_id in ids:
@@ -178,8 +219,13 @@ def _on_error(task, ids: list[int], error: VendorError) -> None:
                 retry_ids.append(check.id)
                 attempts = max(attempts, check.attempts)
     if retry_ids:
-        wait = error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0)
-        raise task.retry(args=_args(task, retry_ids), countdown=wait, max_retries=None)
+        later.add(retry_ids, error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0))
+        later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
+
+
+def _send_again(task, later: Later) -> None:
+    if later.ids:
+        raise task.retry(args=_args(task, later.ids), countdown=later.wait, max_retries=None)
 
 
 def _args(task, ids: list[int]) -> list:

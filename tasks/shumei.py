@@ -31,15 +31,15 @@ def _base64_size(path: Path) -> int:
 
 
 @app.task(bind=True, name="voxqueue.shumei.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_id: int) -> None:
-    batch = moderation.claim_all("shumei", [check_id], describe)
-    moderation.submit_with_retries(self, batch, _submit)
+def submit(self, check_ids: list[int] | int) -> None:
+    """Submit a group of Shumei checks (or one), one request each."""
+    ids = check_ids if isinstance(check_ids, list) else [check_ids]
+    moderation.submit_each(self, moderation.claim_all("shumei", ids, describe), _submit)
 
 
-def _submit(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
+def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
     client = clients.shumei(settings)
-    ((check_id, facts),) = batch.checks.items()
     raw = Path(facts["path"]).read_bytes() if "path" in facts else None
     pcm = facts.get("fmt") == "pcm"
     submitted = client.submit(
@@ -48,4 +48,4 @@ def _submit(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
         callback=callback_url(settings, "shumei"), token_id=facts["token_id"],
         lang=None if facts.get("lang") != "zh" else "zh",
     )
-    return {check_id: moderation.Accepted(submitted.bt_id, {"requestId": submitted.request_id})}
+    return moderation.Accepted(submitted.bt_id, {"requestId": submitted.request_id})
