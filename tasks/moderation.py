@@ -29,6 +29,7 @@ from tasks import breaker, common, crashpoints, leases
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
 from tasks.ratelimit import Throttled, take
+from vendors import http
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
 from workers import logctx
@@ -174,8 +175,8 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
 def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     try:
         breaker.check(batch.service)
-        take(batch.service)
-        accepted = submit(batch)
+        with http.gate(lambda: take(batch.service)):  # the slot is taken as the request leaves
+            accepted = submit(batch)
     except (Throttled, breaker.CircuitOpen) as pause:
         _step_aside(ids, pause.wait, later)
     except VendorError as error:

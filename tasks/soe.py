@@ -22,6 +22,7 @@ from tasks import breaker, common, crashpoints
 from tasks.audio import Chunk, iter_chunks, open_audio
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.ratelimit import Throttled, take
+from vendors import http
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult, voice_file_type_for
@@ -163,14 +164,14 @@ def _await_result(soe: SoeClient, plan: Plan, tries: int = 10) -> SoeResult:
 def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=time.sleep) -> Any:
     """Call, retrying transient failures and throttling of this one request in process.
 
-    Every call first takes a slot of SOE's shared rate limit (raising ``Throttled``
-    when the next slot is too far away, so the task steps aside).
+    Every request takes a slot of SOE's shared rate limit as it leaves (raising
+    ``Throttled`` when the next slot is too far away, so the task steps aside).
     """
     tries, waited = 0, 0.0
     while True:
-        take("soe", max_wait=2.0)
         try:
-            return call()
+            with http.gate(lambda: take("soe", max_wait=2.0)):  # the slot is taken as the chunk leaves
+                return call()
         except VendorError as error:
             if error.disposition is Disposition.THROTTLED and waited < THROTTLE_WAIT_S:
                 pause = error.retry_after or backoff(int(waited) + 1, base=0.25, cap=4.0)
