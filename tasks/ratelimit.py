@@ -9,15 +9,16 @@ willing to wait reserves nothing and is told how long to stay away, so a
 throttled task can step aside (a countdown) instead of holding a worker thread.
 Redis's own clock is the time base, so hosts with skewed clocks agree.
 
-Slots are paced a little below the configured limit (:func:`paced`): 95 % of
-it, and at least two requests a second spare below 40/s (18/s for a limit of
-20). A thread that wakes late from its wait (CPU or GIL contention) would send
+Slots are paced a little below the configured limit (:func:`paced`): 93 % of
+it, and at least two requests a second spare below about 30/s (18/s for a
+limit of 20). A thread that wakes late from its wait (CPU or GIL contention) would send
 late while the next one sends on time, bunching requests; so after its wait
 each request is also admitted through a sliding one-second log of actual send
 times (a sorted set), which holds any one-second window of sends to the paced
-rate. The spare requests absorb jitter between sending and arrival (measured
-here: up to three requests bunched by a busy vendor-side event loop at 20/s;
-at 200/s a peak of 184 in any second with 180 paced).
+rate. The spare requests absorb jitter between sending and arrival: a thread
+that waits for the GIL between its slot and its send, a vendor that stalls
+(measured here: up to three requests bunched at 20/s; at 200/s, 190 paced gave
+peaks of 197-206 in a sliding second with the sandbox stalling up to 60 ms).
 When the slot is free at once and the log has room, reserving and admitting
 are one script, one round trip.
 """
@@ -85,8 +86,8 @@ class Slot:
     sent_at: float | None = None  # Redis time of the admitted send (acquire only)
 
 
-HEADROOM = 0.95  # the share of a high limit that is used
-SPARE = 2.0  # requests a second kept spare at least (limits under 40/s), never more than a tenth
+HEADROOM = 0.93  # the share of a high limit that is used
+SPARE = 2.0  # requests a second kept spare at least (limits under ~30/s), never more than a tenth
 
 
 def paced(qps: float, headroom: float = HEADROOM) -> float:

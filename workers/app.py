@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from config import transport
 from config.celery import celery_config
@@ -26,3 +28,11 @@ def _fresh_connections(**_kwargs) -> None:
     from models.db import dispose_engines
 
     dispose_engines()
+    gc.freeze()
+
+
+@worker_ready.connect
+def _freeze_startup_objects(**_kwargs) -> None:
+    """Modules, configuration and the app live as long as the worker: keep them out of the
+    cyclic collector's way, so its full collections are short (they pause every thread)."""
+    gc.freeze()
