@@ -20,6 +20,7 @@ from models.db import session_scope
 from tasks.manifest import Defaults, JobSpec, read_source, validate
 
 WRITE_BATCH = 500
+FIRST_WRITE = 50  # the first rows go out at once, so workers start while the rest is read
 
 
 @dataclass
@@ -55,9 +56,11 @@ def ingest(
         batch_row = _batch(session, name, str(source))
         batch_id = batch_row.id
     pending: list[tuple[int, dict]] = [first] if first else []
+    size = FIRST_WRITE
     for number, row in rows:
         pending.append((number, row))
-        if len(pending) >= WRITE_BATCH:
+        if len(pending) >= size:
+            size = WRITE_BATCH
             _write(batch_id, pending, base, defaults, result, enqueue)
             if progress:
                 progress(len(pending))
