@@ -51,7 +51,7 @@ def _create(url: str) -> Engine:
     from config.settings import get_settings
 
     size = get_settings().db_pool_size
-    return create_engine(url, pool_size=size, max_overflow=max(2, size // 4), pool_recycle=1800)
+    return create_engine(url, pool_size=size, max_overflow=2, pool_recycle=1800)
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
