@@ -8,6 +8,7 @@ timeout so several worker threads and processes can share the demo database.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,12 +28,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 _ENGINES: dict[str, Engine] = {}
 _FACTORIES: dict[str, sessionmaker[Session]] = {}
+_LOCK = threading.Lock()
 
 
 def engine_for(url: str) -> Engine:
     engine = _ENGINES.get(url)
     if engine is None:
-        engine = _ENGINES[url] = _create(url)
+        # Under a lock: a worker's threads all start their first task at once, and each one
+        # that found no engine would build its own, with its own pool of connections.
+        with _LOCK:
+            engine = _ENGINES.get(url)
+            if engine is None:
+                engine = _ENGINES[url] = _create(url)
     return engine
 
 
@@ -61,7 +68,9 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
         url = get_settings().database_url
     factory = _FACTORIES.get(url)
     if factory is None:
-        factory = _FACTORIES[url] = sessionmaker(engine_for(url), expire_on_commit=False)
+        engine = engine_for(url)
+        with _LOCK:
+            factory = _FACTORIES.setdefault(url, sessionmaker(engine, expire_on_commit=False))
     return factory
 
 
