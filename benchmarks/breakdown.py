@@ -73,15 +73,17 @@ def _time_http_and_sessions() -> tuple[Timer, Timer]:
     """Timers around every vendor HTTP call and every database session of the task."""
     import models.db as db_mod
     import tasks.common as common_mod
+    import tasks.leases as leases_mod
     import tasks.soe as soe_mod
     import vendors.http as http_mod
 
     http, dbt = Timer(), Timer()
     http_mod.post = http.wrap(http_mod.post)
-    for name in ("session_scope", "transaction"):
+    for name in ("session_scope", "transaction", "autocommit"):
         scope = dbt.wrap_cm(getattr(db_mod, name))
-        for module in (soe_mod, common_mod):
-            setattr(module, name, scope)
+        for module in (soe_mod, common_mod, leases_mod):
+            if hasattr(module, name):
+                setattr(module, name, scope)
     return http, dbt
 
 

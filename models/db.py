@@ -100,6 +100,18 @@ def transaction(url: str | None = None) -> Iterator[Connection]:
         yield conn
 
 
+@contextlib.contextmanager
+def autocommit(url: str | None = None) -> Iterator[Connection]:
+    """A Core connection whose every statement commits on its own: for a single statement,
+    one round trip to PostgreSQL instead of three (BEGIN, the statement, COMMIT)."""
+    if url is None:
+        from config.settings import get_settings
+
+        url = get_settings().database_url
+    with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
 def dispose_engines() -> None:
     """Drop inherited connections after a fork (never share a socket between processes)."""
     for engine in _ENGINES.values():
