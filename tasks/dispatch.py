@@ -25,11 +25,23 @@ TASK_FOR = {
 # request; Shumei and ASR take one file per request, but a task submitting ten in turn spends
 # a tenth of the broker and claim overhead per file.
 BATCHED = {"gme": 100, "shumei": 10, "asr": 10}
+# SOE evaluates one file per task, except in large batches, where every worker thread is busy
+# anyway: there four files to a task (one after another) spend a quarter of the broker's work
+# per file. Small batches keep a task per file, so their files run in parallel.
+GROUPED_WHEN_MANY = {"soe": (4, 64)}  # service -> (checks per message, from this many at once)
 PIPELINE = 500  # messages sent to Redis in one round trip (kombu's producer batch)
 
 
 def available(service: str) -> bool:
     return service in TASK_FOR
+
+
+def group_size(service: str, count: int) -> int:
+    """Checks per message for ``count`` checks of ``service`` enqueued together."""
+    if service in BATCHED:
+        return BATCHED[service]
+    size, from_count = GROUPED_WHEN_MANY.get(service, (1, 0))
+    return size if count >= from_count else 1
 
 
 def enqueue(pairs: Iterable[tuple[int, str]]) -> int:
@@ -38,21 +50,23 @@ def enqueue(pairs: Iterable[tuple[int, str]]) -> int:
 
     pairs = list(pairs)
     labels = job_labels([check_id for check_id, _ in pairs])
-    single = [(cid, s) for cid, s in pairs if s not in BATCHED]
+    by_service: dict[str, list[int]] = {}
+    for check_id, service in pairs:
+        by_service.setdefault(service, []).append(check_id)
     sent = 0
     with app.producer_or_acquire() as producer, producer.batch(max_size=PIPELINE):
-        for service in {s for _, s in pairs}:  # once here, not once per message (kombu's default)
+        for service in by_service:  # once here, not once per message (kombu's default)
             producer.maybe_declare(app.amqp.queues[service])
-        for check_id, service in single:
-            app.send_task(TASK_FOR[service], args=[check_id], queue=service, producer=producer, declare=[],
-                          argsrepr=f"job {labels.get(check_id, '?')!r} {service} (check {check_id})")
-            sent += 1
-        for service, size in BATCHED.items():
-            ids = [cid for cid, s in pairs if s == service]
+        for service, ids in by_service.items():
+            size = group_size(service, len(ids))
             for start in range(0, len(ids), size):
                 group = ids[start:start + size]
-                app.send_task(TASK_FOR[service], args=[group], queue=service, producer=producer, declare=[],
-                              argsrepr=_group_label(group, labels, service))
+                if size == 1:
+                    args, label = [group[0]], f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
+                else:
+                    args, label = [group], _group_label(group, labels, service)
+                app.send_task(TASK_FOR[service], args=args, queue=service, producer=producer, declare=[],
+                              argsrepr=label)
                 sent += 1
     return sent
 

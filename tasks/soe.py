@@ -77,38 +77,58 @@ def client(settings: Settings) -> SoeClient:
 
 
 @app.task(bind=True, name="voxqueue.soe.evaluate", acks_late=True, ignore_result=True, max_retries=None)
-def evaluate(self, check_id: int) -> None:
-    """Evaluate one check's audio with SOE (idempotent: safe to deliver twice)."""
+def evaluate(self, check_ids: list[int] | int) -> None:
+    """Evaluate checks' audio with SOE, one file after another (idempotent: safe to deliver twice).
+
+    Large batches travel a few checks to a message (``tasks.dispatch``); a check that
+    must go again (throttled, a retryable failure) waits for the others of its group
+    and leaves with them in one retry message.
+    """
+    ids = check_ids if isinstance(check_ids, list) else [check_ids]
     settings = get_settings()
-    try:
-        with transaction() as conn:
-            lease = common.take_lease(conn, check_id, settings, new_session_id=new_session_id())
-            if lease is None or common.poisoned(conn, lease, settings):
-                return
-        plan = Plan.from_lease(lease)
-        crashpoints.hit(lease.job.key)
-        with logctx.bound(job=lease.job.key, service="soe", check_id=check_id):
-            _run(self, plan, settings)
-    except INFRA_ERRORS as error:
-        raise retry_after_infra_error(self, [check_id], error) from error
+    again: dict[int, float] = {}
+    last_error: Exception | None = None
+    for position, check_id in enumerate(ids):
+        try:
+            outcome = _evaluate_one(check_id, settings)
+        except INFRA_ERRORS as error:
+            raise retry_after_infra_error(self, ids[position:] + list(again), error) from error
+        if outcome is not None:
+            again[check_id], last_error = outcome
+    if again:
+        args = [list(again)] if isinstance(check_ids, list) else [ids[0]]
+        raise self.retry(args=args, countdown=max(again.values()), exc=last_error, max_retries=None)
 
 
-def _run(task, plan: Plan, settings: Settings) -> None:
+def _evaluate_one(check_id: int, settings: Settings) -> tuple[float, Exception] | None:
+    """Claim and evaluate one check; (seconds, why) when it must go again later."""
+    with transaction() as conn:
+        lease = common.take_lease(conn, check_id, settings, new_session_id=new_session_id())
+        if lease is None or common.poisoned(conn, lease, settings):
+            return None
+    plan = Plan.from_lease(lease)
+    crashpoints.hit(lease.job.key)
+    with logctx.bound(job=lease.job.key, service="soe", check_id=check_id):
+        return _run(plan, settings)
+
+
+def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
     try:
         breaker.check("soe")
         result, chunks = transmit(client(settings), plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
-        raise task.retry(countdown=pause.wait) from pause
+        return pause.wait, pause
     except VendorError as error:
         breaker.breaker().record("soe", error)
         log.warning("soe failed", extra={"reason": error.reason, "vendor_request_id": error.request_id})
-        _handle_error(task, plan.check_id, error, settings)
-        return
+        wait = _handle_error(plan.check_id, error, settings)
+        return None if wait is None else (wait, error)
     breaker.breaker().record("soe", None)
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
     _store(plan, result, chunks)
+    return None
 
 
 def new_session_id() -> str:
@@ -186,25 +206,26 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=ti
             waited += pause
 
 
-def _handle_error(task, check_id: int, error: VendorError, settings: Settings) -> None:
+def _handle_error(check_id: int, error: VendorError, settings: Settings) -> float | None:
+    """Fail the check, or release it for a retry and return the backoff before it."""
     if error.disposition is Disposition.PERMANENT:
         common.fail_by_id(check_id, error)
-        return
+        return None
     with session_scope() as session:
         check = session.get(Check, check_id)
         if check is None:
-            return
+            return None
         attempts = check.attempts + 1
     if attempts >= settings.soe_max_attempts:
         common.fail_by_id(check_id, error)
-        return
+        return None
     restart = {}
     if error.disposition is Disposition.RESTART:
         restart = {"session_id": new_session_id(), "chunks_sent": 0}
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
     common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
-    raise task.retry(countdown=backoff(attempts, base=1.0, cap=300.0), exc=error)
+    return backoff(attempts, base=1.0, cap=300.0)
 
 
 def _store(plan: Plan, result: SoeResult | KeywordResult, chunks: int) -> None:

@@ -97,3 +97,28 @@ def test_dropped_connections_and_throttling_still_score_every_file(pipeline, tmp
     assert stats["faults"].get("drop", 0) > 0 and stats["faults"].get("throttle", 0) > 0
     assert stats["faults"].get("drop_after", 0) > 0
     assert set(stats["accepted"]["soe"].values()) == {1}
+
+
+def test_a_large_batch_travels_four_files_to_a_task_and_retries_them_apart(pipeline, tmp_path):
+    """120 files: the first 50 rows ingested go one to a message, the other 70 four to a message;
+    chunks dropped often enough that some files fail all their in-place tries and go again."""
+    import redis
+
+    folder = tmp_path / "readings"
+    manifest = make_manifest(folder, 120)
+    pipeline.sandbox("config", {"seed": 11, "faults": [{"kind": "drop", "service": "soe", "rate": 0.4}]})
+
+    pipeline.cli("ingest", str(manifest))
+    queued = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"]).llen("soe")
+    assert queued == 50 + math.ceil(70 / 4)
+    pipeline.start_worker("-c", "8")
+    pipeline.cli("wait", "--batch", "readings", "--timeout", "180")
+
+    report = pipeline.report("readings")
+    assert len(report) == 120
+    check_scores(report, folder)
+    stats = pipeline.sandbox("stats")
+    assert sorted(stats["accepted"]["soe"]) == sorted(r["soe"]["session_id"] for r in report)
+    assert set(stats["accepted"]["soe"].values()) == {1}
+    log = (pipeline.logs / "worker-0.log").read_text(errors="replace")
+    assert "Retry in" in log  # some files went again, in a retry message of their own group
