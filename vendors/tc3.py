@@ -7,10 +7,11 @@ request by recomputing the same steps from what arrived on the wire.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SIGNED_HEADERS = "content-type;host"
@@ -29,7 +30,20 @@ def sha256_hex(data: bytes | str) -> str:
 
 
 def utc_date(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    return _utc_day(timestamp // 86400)
+
+
+@functools.lru_cache(maxsize=8)
+def _utc_day(day: int) -> str:  # every request of a day formats the same date: once
+    return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+
+
+@functools.lru_cache(maxsize=64)
+def _derived_key(secret_key: str, service: str, date: str) -> bytes:
+    """Step 3's key chain, the same for every request of one day, service and key: derived once."""
+    key = _hmac_sha256(("TC3" + secret_key).encode("utf-8"), date)
+    key = _hmac_sha256(key, service)
+    return _hmac_sha256(key, "tc3_request")
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,7 @@ class TC3Signer:
 
     # -- step 3 -----------------------------------------------------------
     def signing_key(self, date: str) -> bytes:
-        key = _hmac_sha256(("TC3" + self.credentials.secret_key).encode("utf-8"), date)
-        key = _hmac_sha256(key, self.service)
-        return _hmac_sha256(key, "tc3_request")
+        return _derived_key(self.credentials.secret_key, self.service, date)
 
     def signature(self, timestamp: int, string_to_sign: str) -> str:
         key = self.signing_key(utc_date(timestamp))
