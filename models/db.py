@@ -61,11 +61,16 @@ def _create(url: str) -> Engine:
     return create_engine(url, pool_size=size, max_overflow=2, pool_recycle=1800)
 
 
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    if url is None:
-        from config.settings import get_settings
+def _configured(url: str | None) -> str:
+    if url is not None:
+        return url
+    from config.settings import get_settings
 
-        url = get_settings().database_url
+    return get_settings().database_url
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    url = _configured(url)
     factory = _FACTORIES.get(url)
     if factory is None:
         engine = engine_for(url)
@@ -92,11 +97,7 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 def transaction(url: str | None = None) -> Iterator[Connection]:
     """A Core connection in a transaction (commit on success): the hot path's lighter sibling
     of :func:`session_scope`, for a few statements on known rows with no ORM objects."""
-    if url is None:
-        from config.settings import get_settings
-
-        url = get_settings().database_url
-    with engine_for(url).begin() as conn:
+    with engine_for(_configured(url)).begin() as conn:
         yield conn
 
 
@@ -104,11 +105,7 @@ def transaction(url: str | None = None) -> Iterator[Connection]:
 def autocommit(url: str | None = None) -> Iterator[Connection]:
     """A Core connection whose every statement commits on its own: for a single statement,
     one round trip to PostgreSQL instead of three (BEGIN, the statement, COMMIT)."""
-    if url is None:
-        from config.settings import get_settings
-
-        url = get_settings().database_url
-    with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine_for(_configured(url)).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         yield conn
 
 

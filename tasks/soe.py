@@ -41,13 +41,25 @@ class Plan:
     """Everything the transmission needs, read from the check in one transaction."""
 
     lease: common.Lease
-    check_id: int
-    audio: str
-    session_id: str
-    chunks_sent: int
     mode: str  # "stream" | "oneshot"
     params: SoeParams
     keywords: tuple[str, ...]
+
+    @property
+    def check_id(self) -> int:
+        return self.lease.check_id
+
+    @property
+    def audio(self) -> str:
+        return self.lease.job.audio
+
+    @property
+    def session_id(self) -> str:
+        return self.lease.session_id
+
+    @property
+    def chunks_sent(self) -> int:
+        return self.lease.chunks_sent
 
     @classmethod
     def from_lease(cls, lease: common.Lease) -> Plan:
@@ -60,8 +72,7 @@ class Plan:
             voice_file_type=voice_file_type_for(lease.job.audio or ""),
         )
         return cls(
-            lease, lease.check_id, lease.job.audio, lease.session_id, lease.chunks_sent,
-            options.get("soe_mode", "stream"), params, tuple(options.get("keywords") or ()),
+            lease, options.get("soe_mode", "stream"), params, tuple(options.get("keywords") or ()),
         )
 
 

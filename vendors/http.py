@@ -44,6 +44,9 @@ _managers: dict[str | None, urllib3.PoolManager] = {}
 
 
 def _manager(proxy: str | None) -> urllib3.PoolManager:
+    manager = _managers.get(proxy)  # every request comes here: no lock once the manager exists
+    if manager is not None:
+        return manager
     with _lock:
         manager = _managers.get(proxy)
         if manager is None:
@@ -62,14 +65,6 @@ def pool_for(url: str) -> urllib3.PoolManager:
     """The pool manager that reaches ``url`` (through the environment's proxy, if any)."""
     parts = urlsplit(url)
     return _manager(_proxy_for(parts.scheme, parts.hostname or ""))
-
-
-def reset() -> None:
-    """Drop every pooled connection (after a fork: sockets must not be shared)."""
-    with _lock:
-        for manager in _managers.values():
-            manager.clear()
-        _managers.clear()
 
 
 @dataclass
