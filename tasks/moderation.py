@@ -202,7 +202,8 @@ def _step_aside(ids: list[int], wait: float, later: Later) -> None:
 
 
 def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
-    log.info("submission failed", extra={"service": error.vendor, "reason": error.reason, "checks": ids})
+    log.info("submission failed: %s", error.summary(),
+             extra={"service": error.vendor, "reason": error.reason, "checks": ids})
     if error.disposition is Disposition.PERMANENT:
         for check_id in ids:
             common.fail_by_id(check_id, error)

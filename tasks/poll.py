@@ -76,7 +76,7 @@ def _gme_group(group: list[tuple[int, str]]) -> bool:
         take("gme", max_wait=5.0)
         results = clients.gme(get_settings()).describe_scan_results([task_id for _, task_id in group])
     except (Throttled, VendorError) as error:
-        log.warning("gme poll failed", extra={"reason": getattr(error, "reason", "throttled")})
+        log.warning("gme poll failed: %s", error, extra={"reason": getattr(error, "reason", "throttled")})
         return False
     by_task = {r.task_id: r for r in results}
     _merge_round([(cid, by_task.get(tid)) for cid, tid in group])

@@ -97,7 +97,7 @@ def _timeout(seconds: float) -> urllib3.Timeout:
 
 
 def transport_error(vendor: str, exc: Exception, timeout: float) -> TransportError:
-    """The taxonomy's name for a urllib3 failure."""
+    """The taxonomy's name for a urllib3 failure, with its cause (never the URL: it may carry a token)."""
     if isinstance(exc, MaxRetryError) and exc.reason is not None:
         exc = exc.reason
     if isinstance(exc, NewConnectionError):
@@ -105,8 +105,20 @@ def transport_error(vendor: str, exc: Exception, timeout: float) -> TransportErr
     if isinstance(exc, Urllib3Timeout):
         return TransportError(vendor, f"timed out after {timeout:g}s")
     if isinstance(exc, (ProtocolError, OSError)):
-        return TransportError(vendor, f"connection failed: {type(exc).__name__}")
+        return TransportError(vendor, f"connection failed: {type(exc).__name__}{_cause(exc)}")
     return TransportError(vendor, f"request failed: {type(exc).__name__}")
+
+
+def _cause(exc: Exception) -> str:
+    """`` (RemoteDisconnected: Remote end closed connection without response)``: what a
+    ProtocolError wraps (the server closed, reset, or cut a response short), or an OSError's
+    errno text; the two differ in what the vendor may have received."""
+    inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
+    if inner is not None:
+        return f" ({type(inner).__name__}: {str(inner)[:120]})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f" ({exc.strerror})"
+    return ""
 
 
 def post(
