@@ -106,9 +106,20 @@ def evaluate(self, check_ids: list[int] | int) -> None:
             raise retry_after_infra_error(self, ids[position:] + list(again), error) from error
         if outcome is not None:
             again[check_id], last_error = outcome
+            if _pauses_the_rest(last_error):  # the rest are not claimed: nothing to release
+                again.update(dict.fromkeys(ids[position + 1:], outcome[0]))
+                break
     if again:
         args = [list(again)] if isinstance(check_ids, list) else [ids[0]]
         raise self.retry(args=args, countdown=max(again.values()), exc=last_error, max_retries=None)
+
+
+def _pauses_the_rest(why: Exception) -> bool:
+    """The shared limit is saturated, the breaker is open or SOE throttles: the group's other
+    files would only be claimed to step aside in turn."""
+    if isinstance(why, (Throttled, breaker.CircuitOpen)):
+        return True
+    return isinstance(why, VendorError) and why.disposition is Disposition.THROTTLED
 
 
 def _evaluate_one(check_id: int, settings: Settings) -> tuple[float, Exception] | None:
@@ -132,7 +143,8 @@ def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
         return pause.wait, pause
     except VendorError as error:
         breaker.breaker().record("soe", error)
-        log.warning("soe failed", extra={"reason": error.reason, "vendor_request_id": error.request_id})
+        log.warning("soe failed: %s", error.summary(),
+                    extra={"reason": error.reason, "vendor_request_id": error.request_id})
         wait = _handle_error(plan.check_id, error, settings)
         return None if wait is None else (wait, error)
     breaker.breaker().record("soe", None)
@@ -212,7 +224,8 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=ti
             else:
                 raise
             seq = chunk.seq if chunk else "query"
-            log.info("soe retry", extra={"seq": seq, "reason": error.reason, "wait_s": round(pause, 3)})
+            log.info("soe retry: %s", error.summary(), extra={"seq": seq, "reason": error.reason,
+                                                              "wait_s": round(pause, 3)})
             sleep(pause)
             waited += pause
 

@@ -122,3 +122,38 @@ def test_a_large_batch_travels_four_files_to_a_task_and_retries_them_apart(pipel
     assert set(stats["accepted"]["soe"].values()) == {1}
     log = (pipeline.logs / "worker-0.log").read_text(errors="replace")
     assert "Retry in" in log  # some files went again, in a retry message of their own group
+
+
+def _checks_by_status() -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from models import Check
+    from models.db import session_scope
+
+    with session_scope() as session:
+        return dict(session.execute(select(Check.status, func.count()).group_by(Check.status)).all())
+
+
+def test_a_group_steps_aside_together_while_the_circuit_is_open(pipeline, tmp_path):
+    """With SOE's circuit open, a four-file message claims its first file, finds the circuit open
+    and sends all four again: the other three are not claimed only to step aside in turn."""
+    import redis
+
+    from tasks.breaker import Breaker
+    from tests.pipeline import wait_until
+
+    folder = tmp_path / "readings"
+    manifest = make_manifest(folder, 120)
+    pipeline.cli("ingest", str(manifest))  # 50 messages of one file, 18 of up to four
+    client = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"])
+    assert Breaker(client, threshold=1, cooldown=15.0).failure("soe")  # opened, as an outage would
+    pipeline.start_worker("-c", "8")
+
+    wait_until(lambda: _checks_by_status().get("running", 0) >= 50 + 18, 30, interval=0.1)
+    wait_until(lambda: client.llen("soe") == 0, 10, interval=0.1)  # every message taken once
+    stepped_aside = _checks_by_status()
+    assert stepped_aside == {"running": 68, "pending": 52}, stepped_aside  # one claim per message
+
+    pipeline.cli("wait", "--batch", "readings", "--timeout", "120")
+    check_scores(pipeline.report("readings"), folder)
+    assert set(pipeline.sandbox("stats")["accepted"]["soe"].values()) == {1}
