@@ -15,6 +15,7 @@ before the first connection is made (``workers.app``).
 
 from __future__ import annotations
 
+import redis
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
@@ -23,12 +24,20 @@ class Channel(kombu_redis.Channel):
     _shared_client = None
 
     def _create_client(self, asynchronous=False):
-        if asynchronous:  # the consuming connection's own client (BRPOP, LISTEN): as kombu does
-            return super()._create_client(asynchronous=True)
-        client = self._shared_client
-        if client is None or client.connection_pool is not self.pool:
-            client = self._shared_client = super()._create_client()
-        return client
+        try:
+            if asynchronous:  # the consuming connection's own client (BRPOP, LISTEN): as kombu does
+                return super()._create_client(asynchronous=True)
+            client = self._shared_client
+            if client is None or client.connection_pool is not self.pool:
+                client = self._shared_client = super()._create_client()
+            return client
+        except AttributeError as exc:
+            # A channel closed a second time after its connection was torn down (a broker crash:
+            # Celery collects the connection, then closes it) rebuilds its pool from the
+            # connection, which is gone; kombu's own client raises AttributeError there, which
+            # nothing expects and which ended the worker ("Unrecoverable error"). A connection
+            # error is what the closing code ignores; the consumer then reconnects.
+            raise redis.ConnectionError("the broker connection is closed") from exc
 
 
 class Transport(kombu_redis.Transport):
