@@ -21,8 +21,26 @@ out = Console()
 
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _database_error(exc) or " ".join(str(exc).split()) or type(exc).__name__
     return text[:500]
+
+
+# What the drivers say when the schema is missing or older than the code (SQLite, psycopg).
+_SCHEMA_BEHIND = ("no such table", "no such column", "UndefinedTable", "UndefinedColumn")
+
+
+def _database_error(exc: BaseException) -> str | None:
+    """The driver's own message, without SQLAlchemy's statement and parameters, and the fix
+    when the database was never migrated (or is behind this version)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError) or exc.orig is None:
+        return None
+    lines = [line for line in str(exc.orig).splitlines() if line.strip()]  # psycopg adds LINE n: …
+    text = " ".join(lines[0].split()) if lines else type(exc.orig).__name__
+    if any(mark in text or mark == type(exc.orig).__name__ for mark in _SCHEMA_BEHIND):
+        return f"the database is not migrated ({text}): run `voxqueue db upgrade`"
+    return f"database: {text}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -54,3 +54,19 @@ def test_an_unreachable_database_is_one_line_without_secrets(tmp_path):
     assert proc.returncode == 1
     line = one_line_error(proc)
     assert line.startswith("voxqueue: error:") and "s3cret-pw" not in proc.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_never_migrated_says_how_to_fix_it(backend, tmp_path, request):
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'never-migrated.db'}"
+    else:  # the migrated test database seen through a schema that holds no tables
+        url = request.getfixturevalue("pg_database") + "?options=-csearch_path%3Dvq_no_such_schema"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,audio,services\nr1,a.wav,soe\n")
+    for args in (("ingest", str(manifest)), ("status",), ("report", "--batch", "b")):
+        proc = run(*args, env_extra={"VOXQUEUE_DATABASE_URL": url})
+        assert proc.returncode == 1, args
+        line = one_line_error(proc)
+        assert line.startswith("voxqueue: error: the database is not migrated (") and "[SQL:" not in line
+        assert line.endswith("run `voxqueue db upgrade`"), line
