@@ -76,7 +76,7 @@ def wait_terminal(db_url: str, batch: str, args, workers: list[Worker], deadline
 def _start_py_spy(args, pid: int, out: Path, logs: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
-         "--duration", str(max(1, round(args.py_spy))), "--rate", "100", "--gil", "--format", "raw",
+         "--duration", str(max(1, round(args.py_spy))), "--rate", "250", "--gil", "--format", "raw",
          "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=(logs / "py-spy.log").open("ab"))
 

@@ -91,8 +91,8 @@ def _soe_options(g) -> None:
     g.add_argument("--file-bytes", type=int, default=28000, help="size of each WAV (44-byte header included)")
     g.add_argument("--chunk-bytes", type=int, default=10240, help="VOXQUEUE_SOE_CHUNK_BYTES")
     g.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency per vendor call")
-    g.add_argument("--baseline-files", type=int, default=50,
-                   help="files sent by the seed loop (extrapolated to --files); 0: all")
+    g.add_argument("--baseline-files", type=int, default=0,
+                   help="files sent by the seed loop, extrapolated to --files when fewer; 0: all of them")
     g.add_argument("--workers", type=int, default=2, help="worker processes")
     g.add_argument("--concurrency", default="16,32", help="threads per worker, one run each")
     g.add_argument("--modes", default="live,drain",
