@@ -33,6 +33,7 @@ from benchmarks.common import (
 from benchmarks.inputs import make_files, write_manifest
 from benchmarks.moderation_report import SERVICE, report_moderation
 from benchmarks.sampling import ProcessSampler, background_load, run_groups
+from sandbox.server import favour
 from workers.processes import free_port, running, voxqueue_command, wait_http
 
 OTHER_QPS = 100000.0  # every other vendor's shared limit: out of the way
@@ -72,16 +73,6 @@ def moderation_env(args, work: Path, sandbox_url: str) -> dict[str, str]:
         "VOXQUEUE_LOG_LEVEL": args.worker_loglevel,
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def favour(pid: int) -> bool:
-    """Schedule the sandbox ahead of the workers where we may (root), as the e2e tests do: on two
-    shared cores a starved sandbox would timestamp requests late and in bursts."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, -10)
-    except PermissionError:
-        return False
-    return True
 
 
 def _moderation(args, work: Path) -> None:

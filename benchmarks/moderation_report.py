@@ -38,7 +38,7 @@ def _setup(r: dict, args) -> None:
         f" sent RAW), shared limit VOXQUEUE_SHUMEI_QPS={args.moderation_qps:g} (other vendors' limits out of the"
         f" way), {r['workers']} workers x {args.moderation_concurrency} threads (threads pool), Redis + PostgreSQL,"
         f" sandbox latency {args.latency_ms:g} ms"
-        + (", sandbox at nice -10" if r["favoured"] else ", sandbox not favoured (no permission to renice)"))
+        + (f", sandbox scheduled {r['favoured']}" if r["favoured"] else ", sandbox not favoured (no permission)"))
     say(f"  results neither polled (no beat) nor called back; `voxqueue ingest` first ({r['ingest_wall']:.2f}s,"
         " not counted), then the workers drain the queue")
 

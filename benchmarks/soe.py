@@ -17,6 +17,7 @@ from benchmarks.inputs import make_files, ref_text, write_manifest
 from benchmarks.sandbox_load import run_sandbox_alone
 from benchmarks.soe_pipeline import run_pipeline
 from benchmarks.soe_report import report_pipeline, summarize_profile
+from sandbox.server import favour
 from workers.processes import free_port, running, voxqueue_command, wait_http
 
 
@@ -69,7 +70,9 @@ def _soe(args, work: Path) -> None:
     cmd = voxqueue_command("sandbox", "--port", str(env.port), "--latency-ms", str(args.latency_ms))
     with running(cmd, env.base, env.logs / "sandbox.log") as sandbox:
         wait_http(env.url + "/_sandbox/health", sandbox)
-        say(f"sandbox: {env.url}, latency {args.latency_ms:g} ms per vendor call")
+        favoured = favour(sandbox.pid)  # a vendor has its own machines
+        say(f"sandbox: {env.url}, latency {args.latency_ms:g} ms per vendor call, "
+            + (f"scheduled {favoured}" if favoured else "not favoured (no permission)"))
         base_fps = run_baseline(env, args, files, [ref_text(i) for i in range(len(files))])
         if args.sandbox_sessions > 0:
             run_sandbox_alone(env, args, files, chunks_per_file, sandbox.pid)

@@ -121,6 +121,28 @@ def run(host: str, port: int, config: SandboxConfig) -> None:
         pass
 
 
+def favour(pid: int) -> str | None:
+    """Schedule a sandbox process ahead of everything else on this machine, where we may.
+
+    A vendor has its own machines; on two shared cores a starved sandbox stamps requests
+    late and in bursts, measuring its own lag rather than the client's rate. Measured under
+    the moderation benchmark: at nice -10 the sandbox still sat runnable but unscheduled for
+    up to 60 ms at a time (its run delay), so 13 requests at 200/s arrived as one bunch.
+    Real-time round-robin at the lowest priority first (the kernel still keeps 5 % of each
+    core for everything else), else nice -10. Returns which, or None when neither is allowed.
+    """
+    try:
+        os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(1))
+        return "real-time (SCHED_RR)"
+    except (AttributeError, OSError):  # not Linux, or no CAP_SYS_NICE
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, -10)
+        return "nice -10"
+    except OSError:
+        return None
+
+
 class SandboxThread:
     """The sandbox on 127.0.0.1 and a free port, in a background thread with its own loop.
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.server import favour
 from workers.processes import free_port, running, voxqueue_command, wait_http
 
 CHUNK_BYTES = 4096
@@ -101,7 +102,7 @@ def pipeline(database_url, redis_url, tmp_path, request, pipeline_env) -> Iterat
     with ExitStack() as stack:
         sbx = stack.enter_context(running(voxqueue_command("sandbox", "--port", str(port)), env, logs / "sandbox.log"))
         wait_http(url + "/_sandbox/health", sbx)
-        _favour(sbx.pid)
+        favour(sbx.pid)  # a vendor has its own machines: the sandbox is never starved
         yield Pipeline(env, url, logs, stack)
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         for log in sorted(logs.glob("*.log")):
@@ -122,15 +123,6 @@ def _unfinished(url: str) -> str:
             .join(Job).where(Check.status != "done").limit(50))
         return "\n".join(repr(tuple(row)) for row in rows)
 
-
-def _favour(pid: int) -> None:
-    """Schedule the sandbox ahead of the workers where we may (root): a vendor has its own
-    machines, and on two shared cores a starved sandbox would timestamp requests late and in
-    bursts, measuring its own lag rather than the pipeline's rate."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, -10)
-    except PermissionError:
-        pass
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
