@@ -75,14 +75,15 @@ class Claimed:
 
 
 def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], dict[str, Any]]) -> Claimed:
-    """Claim each check (one transaction); fail those whose input cannot be sent; skip submitted ones."""
+    """Claim the checks (three statements, one transaction); fail those whose input cannot be sent;
+    skip submitted ones."""
     settings = get_settings()
     batch = Claimed(service)
     job_keys: list[str] = []
     with transaction() as conn:
-        for check_id in check_ids:
-            lease = leases.take_lease(conn, check_id, settings)
-            if lease is None or leases.poisoned(conn, lease, settings):
+        for lease in leases.take_leases(conn, check_ids, settings):
+            check_id = lease.check_id
+            if leases.poisoned(conn, lease, settings):
                 continue
             if lease.vendor_task_id:  # an earlier delivery submitted it: never send twice
                 leases.release(check_id, conn)

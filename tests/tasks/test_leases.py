@@ -1,0 +1,74 @@
+"""Claiming a group of checks at once (SQLite and PostgreSQL): the same rules as one claim."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select, update
+
+from config.settings import get_settings
+from models import Check, CheckStatus, Job, JobStatus
+from models.base import utcnow
+from models.db import session_scope, transaction
+from tasks.ingest import ingest
+from tasks.leases import take_lease, take_leases
+from tests.tasks.test_ingest import write_wav
+
+
+def _checks(tmp_path, rows: int) -> list[int]:
+    write_wav(tmp_path / "a.wav")
+    lines = ["id,audio,services"] + [f"clip{i},a.wav,shumei" for i in range(rows)]
+    (tmp_path / "clips.csv").write_text("\n".join(lines) + "\n")
+    ingest(tmp_path / "clips.csv")
+    with session_scope() as session:
+        return list(session.scalars(select(Check.id).order_by(Check.id)))
+
+
+def _set(check_id: int, **values) -> None:
+    with transaction() as conn:
+        conn.execute(update(Check).where(Check.id == check_id).values(**values))
+
+
+def _row(check_id: int) -> tuple[str, int, bool, str]:
+    with session_scope() as session:
+        check = session.get(Check, check_id)
+        return check.status, check.deliveries, check.lease_until is not None, check.job.status
+
+
+def test_a_group_claim_takes_free_checks_in_the_order_asked(database_url, tmp_path):
+    ids = _checks(tmp_path, 4)
+    asked = [ids[2], ids[0], ids[3], ids[1]]
+    with transaction() as conn:
+        leases = take_leases(conn, asked, get_settings())
+    assert [lease.check_id for lease in leases] == asked
+    assert [lease.job.key for lease in leases] == ["clip2", "clip0", "clip3", "clip1"]
+    assert all(lease.service == "shumei" and lease.deliveries == 0 for lease in leases)
+    for check_id in ids:  # leased, running, and so is its job
+        assert _row(check_id) == (CheckStatus.RUNNING.value, 0, True, JobStatus.RUNNING.value)
+
+
+def test_a_group_claim_leaves_out_leased_finished_and_unknown_checks(database_url, tmp_path):
+    ids = _checks(tmp_path, 4)
+    with transaction() as conn:
+        assert take_lease(conn, ids[0], get_settings()) is not None  # leased by another delivery
+    _set(ids[1], status=CheckStatus.DONE.value)
+    with transaction() as conn:
+        leases = take_leases(conn, [ids[0], ids[1], ids[2], 10_000_000], get_settings())
+    assert [lease.check_id for lease in leases] == [ids[2]]
+    assert _row(ids[3]) == (CheckStatus.PENDING.value, 0, False, JobStatus.PENDING.value)  # not asked
+    with transaction() as conn:
+        assert take_leases(conn, [ids[0], ids[2]], get_settings()) == []  # both leased now
+
+
+def test_a_group_claim_counts_the_death_of_a_previous_delivery(database_url, tmp_path):
+    ids = _checks(tmp_path, 2)
+    with transaction() as conn:
+        take_leases(conn, ids, get_settings())
+    _set(ids[0], lease_until=utcnow() - dt.timedelta(seconds=1))  # its worker died holding it
+    with transaction() as conn:
+        leases = take_leases(conn, ids, get_settings())
+    assert [(lease.check_id, lease.deliveries) for lease in leases] == [(ids[0], 1)]
+    with session_scope() as session:
+        lease_until = session.get(Check, ids[0]).lease_until
+        assert lease_until.replace(tzinfo=lease_until.tzinfo or dt.timezone.utc) > utcnow()  # SQLite: naive UTC
+        assert session.scalar(select(Job.status).where(Job.id == leases[0].job.id)) == JobStatus.RUNNING.value
