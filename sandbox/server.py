@@ -127,7 +127,7 @@ def favour(pid: int) -> str | None:
     A vendor has its own machines; on two shared cores a starved sandbox stamps requests
     late and in bursts, measuring its own lag rather than the client's rate. Measured under
     the moderation benchmark: at nice -10 the sandbox still sat runnable but unscheduled for
-    up to 60 ms at a time (its run delay), so 13 requests at 200/s arrived as one bunch.
+    up to 60 ms at a time (its run delay), so about a dozen requests at 200/s arrived as one.
     Real-time round-robin at the lowest priority first (the kernel still keeps 5 % of each
     core for everything else), else nice -10. Returns which, or None when neither is allowed.
     """

@@ -3,8 +3,8 @@
 Rows are written in batches of a few hundred; keys already in the batch are
 skipped, so running the same manifest again adds nothing (a batch this run
 created has none to look up: that lookup was a sixth of a first run's database
-time on PostgreSQL). Tasks are sent only
-after the transaction that created their checks has committed.
+time on PostgreSQL). Tasks are sent only after the transaction that created
+their checks has committed.
 """
 
 from __future__ import annotations

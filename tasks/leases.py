@@ -40,8 +40,8 @@ log = logging.getLogger("voxqueue.tasks")
 ACTIVE = (CheckStatus.PENDING.value, CheckStatus.RUNNING.value)
 checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
 
-_RETURNED = (checks.c.id, checks.c.job_id, checks.c.service, checks.c.deliveries, checks.c.attempts, checks.c.session_id,
-             checks.c.chunks_sent, checks.c.vendor_task_id)
+_RETURNED = (checks.c.id, checks.c.job_id, checks.c.service, checks.c.deliveries, checks.c.attempts,
+             checks.c.session_id, checks.c.chunks_sent, checks.c.vendor_task_id)
 
 
 def _claim_statement(with_session_id: bool, many: bool = False):

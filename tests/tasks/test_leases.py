@@ -70,5 +70,5 @@ def test_a_group_claim_counts_the_death_of_a_previous_delivery(database_url, tmp
     assert [(lease.check_id, lease.deliveries) for lease in leases] == [(ids[0], 1)]
     with session_scope() as session:
         lease_until = session.get(Check, ids[0]).lease_until
-        assert lease_until.replace(tzinfo=lease_until.tzinfo or dt.timezone.utc) > utcnow()  # SQLite: naive UTC
+        assert lease_until.replace(tzinfo=lease_until.tzinfo or dt.UTC) > utcnow()  # SQLite: naive UTC
         assert session.scalar(select(Job.status).where(Job.id == leases[0].job.id)) == JobStatus.RUNNING.value
