@@ -18,7 +18,9 @@ times (a sorted set), which holds any one-second window of sends to the paced
 rate. The spare requests absorb jitter between sending and arrival: a thread
 that waits for the GIL between its slot and its send, a vendor that stalls
 (measured here: up to three requests bunched at 20/s; at 200/s, 190 paced gave
-peaks of 197-206 in a sliding second with the sandbox stalling up to 60 ms).
+peaks of 197-206 in a sliding second while the sandbox, starved of CPU, stalled
+up to 60 ms; scheduled ahead of the workers, as a vendor's own machines would
+be, 186 paced gives peaks of 190-192).
 When the slot is free at once and the log has room, reserving and admitting
 are one script, one round trip.
 """
