@@ -16,7 +16,7 @@ from benchmarks.common import pg_connections, say, services_problem
 from benchmarks.inputs import make_files, ref_text, write_manifest
 from benchmarks.sandbox_load import run_sandbox_alone
 from benchmarks.soe_pipeline import run_pipeline
-from benchmarks.soe_report import report_pipeline, summarize_profile
+from benchmarks.soe_report import report_pipeline, report_rounds, summarize_profile
 from sandbox.server import favour
 from workers.processes import free_port, running, voxqueue_command, wait_http
 
@@ -83,10 +83,12 @@ def _soe(args, work: Path) -> None:
 
 def _voxqueue_runs(env: Env, args, work: Path, manifest: Path, files: int, sandbox_pid: int,
                    base_fps: float) -> None:
-    """One voxqueue run per mode and concurrency, each printed as it ends."""
+    """One voxqueue run per mode and concurrency (``--repeat`` rounds of them), each printed as it
+    ends; with rounds, then each configuration's median and range."""
     import requests
 
-    runs = [(mode, c) for mode in args.modes for c in args.concurrency]
+    runs = [(mode, c) for _ in range(max(1, args.repeat)) for mode in args.modes for c in args.concurrency]
+    rounds: dict[tuple[str, int], list[dict]] = {}
     for i, (mode, c) in enumerate(runs):
         requests.post(env.url + "/_sandbox/reset", timeout=10)
         profile_out = work / f"py-spy-{mode}-c{c}.txt" if args.py_spy and i == 0 else None
@@ -98,5 +100,8 @@ def _voxqueue_runs(env: Env, args, work: Path, manifest: Path, files: int, sandb
             continue
         r["sandbox_stats"] = requests.get(env.url + "/_sandbox/stats", timeout=10).json()
         report_pipeline(r, base_fps)
+        rounds.setdefault((mode, c), []).append(r)
         if profile_out is not None and profile_out.exists():
             summarize_profile(profile_out)
+    if args.repeat > 1:
+        report_rounds(rounds, base_fps)

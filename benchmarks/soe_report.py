@@ -1,7 +1,9 @@
-"""Printing one voxqueue SOE run, and where worker 0 held the GIL (py-spy)."""
+"""Printing one voxqueue SOE run, a configuration's repeated runs, and where worker 0 held the
+GIL (py-spy)."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from benchmarks.common import num, percentile, say
@@ -12,6 +14,18 @@ def report_pipeline(r: dict, base_fps: float) -> None:
     _headline(r, base_fps)
     _cpu(r)
     _latency_and_database(r)
+
+
+def report_rounds(rounds: dict[tuple[str, int], list[dict]], base_fps: float) -> None:
+    """Each configuration's runs: the median and range of files/s and of worker CPU per file."""
+    say("voxqueue, each configuration over its runs (median, range):")
+    for (mode, c), runs in rounds.items():
+        fps = [r["outcome"]["done"] / r["wall"] for r in runs]
+        cpu = [1000 * sum(r["sampler"].cpu(g) for g in r["sampler"].workers()) / r["files"] for r in runs]
+        say(f"  {mode}, {runs[0]['workers']} workers x {c} threads, {len(runs)} runs:"
+            f" {statistics.median(fps):.2f} files/s = {statistics.median(fps) / base_fps:.1f}x baseline"
+            f" (range {min(fps) / base_fps:.1f}-{max(fps) / base_fps:.1f}x); worker CPU per file"
+            f" {statistics.median(cpu):.1f} ms (range {min(cpu):.1f}-{max(cpu):.1f})")
 
 
 def _headline(r: dict, base_fps: float) -> None:

@@ -97,6 +97,9 @@ def _soe_options(g) -> None:
     g.add_argument("--concurrency", default="16,32", help="threads per worker, one run each")
     g.add_argument("--modes", default="live,drain",
                    help="live: workers up, then ingest; drain: ingest, then workers (one run each)")
+    g.add_argument("--repeat", type=int, default=1,
+                   help="runs of each mode and concurrency, interleaved, then their median and range"
+                        " (a machine whose speed drifts needs several to compare two versions)")
     g.add_argument("--soe-qps", type=float, default=100000.0, help="VOXQUEUE_SOE_QPS")
     g.add_argument("--worker-loglevel", default="INFO", help="worker --loglevel and VOXQUEUE_LOG_LEVEL")
     g.add_argument("--sandbox-sessions", type=int, default=1000,

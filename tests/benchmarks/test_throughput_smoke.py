@@ -84,7 +84,7 @@ def test_tiny_run_of_every_scenario(redis_url):
         unavailable("PostgreSQL", RuntimeError(problem))
     args = [
         "--files", "6", "--baseline-files", "2", "--sandbox-sessions", "10", "--sandbox-concurrency", "5",
-        "--breakdown-files", "2", "--concurrency", "2", "--ingest-rows", "30", "--ingest-files", "2",
+        "--breakdown-files", "2", "--concurrency", "2", "--repeat", "2", "--ingest-rows", "30", "--ingest-files", "2",
         "--moderation-submissions", "40", "--moderation-qps", "20", "--moderation-concurrency", "2",
         "--redis-url", redis_url, "--pg-url", PG_URL, "--timeout", "120",
     ]
@@ -97,6 +97,9 @@ def test_tiny_run_of_every_scenario(redis_url):
     assert "SOE task in one process, one file at a time (2 files" in out, out
     assert "voxqueue live, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
     assert "voxqueue drain, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
+    assert out.count("6/6 done, 0 failed") == 4, out  # two rounds of live and drain
+    for mode in ("live", "drain"):
+        assert f"  {mode}, 2 workers x 2 threads, 2 runs: " in out, out
     assert out.count("rows/s") == 6, out
     assert "moderation: 40 submissions to shumei" in out, out
     assert "sandbox: 40 shumei.submit requests, 0 repeated keys, faults none" in out, out
