@@ -37,8 +37,7 @@ def _setup(r: dict, args) -> None:
     say(f"moderation: {r['n']} submissions to {SERVICE} (one request per check; WAVs of {r['file_bytes']} bytes"
         f" sent RAW), shared limit VOXQUEUE_SHUMEI_QPS={args.moderation_qps:g} (other vendors' limits out of the"
         f" way), {r['workers']} workers x {args.moderation_concurrency} threads (threads pool), Redis + PostgreSQL,"
-        f" sandbox latency {args.latency_ms:g} ms"
-        + (f", sandbox scheduled {r['favoured']}" if r["favoured"] else ", sandbox not favoured (no permission)"))
+        f" sandbox latency {args.latency_ms:g} ms, sandbox {r['favoured']}")
     say(f"  results neither polled (no beat) nor called back; `voxqueue ingest` first ({r['ingest_wall']:.2f}s,"
         " not counted), then the workers drain the queue")
 

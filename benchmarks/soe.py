@@ -71,8 +71,7 @@ def _soe(args, work: Path) -> None:
     with running(cmd, env.base, env.logs / "sandbox.log") as sandbox:
         wait_http(env.url + "/_sandbox/health", sandbox)
         favoured = favour(sandbox.pid)  # a vendor has its own machines
-        say(f"sandbox: {env.url}, latency {args.latency_ms:g} ms per vendor call, "
-            + (f"scheduled {favoured}" if favoured else "not favoured (no permission)"))
+        say(f"sandbox: {env.url}, latency {args.latency_ms:g} ms per vendor call, {favoured}")
         base_fps = run_baseline(env, args, files, [ref_text(i) for i in range(len(files))])
         if args.sandbox_sessions > 0:
             run_sandbox_alone(env, args, files, chunks_per_file, sandbox.pid)

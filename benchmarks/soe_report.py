@@ -21,7 +21,7 @@ def report_rounds(rounds: dict[tuple[str, int], list[dict]], base_fps: float) ->
     say("voxqueue, each configuration over its runs (median, range):")
     for (mode, c), runs in rounds.items():
         fps = [r["outcome"]["done"] / r["wall"] for r in runs]
-        cpu = [1000 * sum(r["sampler"].cpu(g) for g in r["sampler"].workers()) / r["files"] for r in runs]
+        cpu = [1000 * _worker_cpu(r["sampler"]) / r["files"] for r in runs]
         say(f"  {mode}, {runs[0]['workers']} workers x {c} threads, {len(runs)} runs:"
             f" {statistics.median(fps):.2f} files/s = {statistics.median(fps) / base_fps:.1f}x baseline"
             f" (range {min(fps) / base_fps:.1f}-{max(fps) / base_fps:.1f}x); worker CPU per file"
@@ -45,10 +45,15 @@ def _headline(r: dict, base_fps: float) -> None:
         f" ({o['chunks']} chunks){steady}")
 
 
+def _worker_cpu(s) -> float:
+    """CPU seconds of every worker process of a run."""
+    return sum(s.cpu(g) for g in s.workers())
+
+
 def _cpu(r: dict) -> None:
     s, n = r["sampler"], r["files"]
     workers = s.workers()
-    worker_cpu = sum(s.cpu(g) for g in workers)
+    worker_cpu = _worker_cpu(s)
     attributed = worker_cpu + sum(s.cpu(g) for g in ("sandbox", "postgres", "redis", "ingest", "harness"))
     say(f"  CPU per file: workers {1000 * worker_cpu / n:.1f} ms, sandbox {1000 * s.cpu('sandbox') / n:.1f} ms,"
         f" postgres backends {1000 * s.cpu('postgres') / n:.1f} ms, redis-server {1000 * s.cpu('redis') / n:.1f} ms,"

@@ -121,7 +121,10 @@ def run(host: str, port: int, config: SandboxConfig) -> None:
         pass
 
 
-def favour(pid: int) -> str | None:
+NOT_FAVOURED = "not favoured (no permission)"
+
+
+def favour(pid: int) -> str:
     """Schedule a sandbox process ahead of everything else on this machine, where we may.
 
     A vendor has its own machines; on two shared cores a starved sandbox stamps requests
@@ -129,18 +132,18 @@ def favour(pid: int) -> str | None:
     the moderation benchmark: at nice -10 the sandbox still sat runnable but unscheduled for
     up to 60 ms at a time (its run delay), so about a dozen requests at 200/s arrived as one.
     Real-time round-robin at the lowest priority first (the kernel still keeps 5 % of each
-    core for everything else), else nice -10. Returns which, or None when neither is allowed.
+    core for everything else), else nice -10. Returns what was done, for a report line.
     """
     try:
         os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(1))
-        return "real-time (SCHED_RR)"
+        return "scheduled real-time (SCHED_RR)"
     except (AttributeError, OSError):  # not Linux, or no CAP_SYS_NICE
         pass
     try:
         os.setpriority(os.PRIO_PROCESS, pid, -10)
-        return "nice -10"
+        return "scheduled at nice -10"
     except OSError:
-        return None
+        return NOT_FAVOURED
 
 
 class SandboxThread:

@@ -126,8 +126,7 @@ def take_lease(conn: Connection, check_id: int, settings: Settings, *,
     becomes the check's vendor session id unless it has one. Poisoned checks are
     returned too: see :func:`poisoned`.
     """
-    now = utcnow()
-    params = {"p_check": check_id, "p_now": now, "p_lease": now + dt.timedelta(seconds=settings.lease_seconds)}
+    params = {"p_check": check_id, **_lease_window(settings)}
     if new_session_id is not None:
         params["p_session"] = new_session_id
     row = conn.execute(_CLAIM[new_session_id is not None], params).first()
@@ -145,9 +144,7 @@ def take_leases(conn: Connection, check_ids: list[int], settings: Settings) -> l
     gone and leased ones are left out); the leases come back in the order of ``check_ids``."""
     if not check_ids:
         return []
-    now = utcnow()
-    params = {"p_checks": list(check_ids), "p_now": now,
-              "p_lease": now + dt.timedelta(seconds=settings.lease_seconds)}
+    params = {"p_checks": list(check_ids), **_lease_window(settings)}
     rows = {row.id: row for row in conn.execute(_CLAIM_MANY, params)}
     if not rows:
         return []
@@ -155,6 +152,12 @@ def take_leases(conn: Connection, check_ids: list[int], settings: Settings) -> l
     found = {job.id: job for job in conn.execute(_READ_JOBS[True], {"p_jobs": job_ids})}
     _start_jobs(conn, found.values())
     return [_lease(rows[i], found[rows[i].job_id]) for i in dict.fromkeys(check_ids) if i in rows]
+
+
+def _lease_window(settings: Settings) -> dict[str, dt.datetime]:
+    """A claim's ``p_now`` (a lease that ended before it has lapsed) and ``p_lease`` (the new end)."""
+    now = utcnow()
+    return {"p_now": now, "p_lease": now + dt.timedelta(seconds=settings.lease_seconds)}
 
 
 def _start_jobs(conn: Connection, found) -> None:

@@ -124,7 +124,6 @@ def _unfinished(url: str) -> str:
         return "\n".join(repr(tuple(row)) for row in rows)
 
 
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield

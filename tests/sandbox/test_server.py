@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from sandbox.core import SandboxConfig, VendorService
-from sandbox.server import SandboxThread, favour
+from sandbox.server import NOT_FAVOURED, SandboxThread, favour
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,12 +99,12 @@ def test_favour_schedules_the_sandbox_ahead_of_other_processes():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         how = favour(child.pid)
-        if how is None:
+        if how == NOT_FAVOURED:
             pytest.skip("no permission to change scheduling here")
-        if how.startswith("real-time"):
+        if how == "scheduled real-time (SCHED_RR)":
             assert os.sched_getscheduler(child.pid) == os.SCHED_RR
         else:
-            assert how == "nice -10" and os.getpriority(os.PRIO_PROCESS, child.pid) == -10
+            assert how == "scheduled at nice -10" and os.getpriority(os.PRIO_PROCESS, child.pid) == -10
     finally:
         child.kill()
         child.wait()
