@@ -179,11 +179,21 @@ def workers_running(count: int, concurrency: int, env: dict[str, str], logs: Pat
     with contextlib.ExitStack() as stack:
         workers = []
         for w in range(count):
-            log = logs / f"worker-{label}-{w}.log"
+            log = fresh_log(logs, f"worker-{label}-{w}")
             cmd = voxqueue_command("worker", "-c", str(concurrency), "--pool", "threads", "--loglevel", loglevel)
             workers.append((stack.enter_context(running(cmd, env, log)), log))
         stack.callback(stop_together, [proc for proc, _ in workers])
         yield workers, wait_ready(workers)
+
+
+def fresh_log(logs: Path, stem: str) -> Path:
+    """``stem.log`` in ``logs``, or ``stem.2.log``, ``stem.3.log``… when taken: every start gets
+    a log of its own, so "ready." (and an error) is never read from an earlier run's output."""
+    path, n = logs / f"{stem}.log", 1
+    while path.exists():
+        n += 1
+        path = logs / f"{stem}.{n}.log"
+    return path
 
 
 def wait_ready(workers: list[Worker], timeout: float = 60) -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import throughput
-from benchmarks.common import percentile
+from benchmarks.common import fresh_log, percentile
 from benchmarks.inputs import make_files, write_manifest
 from benchmarks.moderation_report import steady_state
 from benchmarks.soe_report import summarize_profile
@@ -50,6 +50,17 @@ def test_percentile():
     assert percentile([], 0.5) is None
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([0.0, 10.0], 0.95) == pytest.approx(9.5)
+
+
+def test_every_worker_start_gets_a_log_of_its_own(tmp_path):
+    # A repeated run once reused its log and took the earlier run's "ready." for its own.
+    first = fresh_log(tmp_path, "worker-drain-c32-0")
+    assert first == tmp_path / "worker-drain-c32-0.log"
+    first.write_text("celery@vm ready.\n")
+    second = fresh_log(tmp_path, "worker-drain-c32-0")
+    second.write_text("")
+    third = fresh_log(tmp_path, "worker-drain-c32-0")
+    assert len({first, second, third}) == 3 and not third.exists()
 
 
 def test_steady_state_drops_the_partial_first_and_last_seconds_and_counts_silent_ones():
