@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 VQ     := $(VENV)/bin/voxqueue
 STAMP  := $(VENV)/.installed
+# ruff is pinned: each release brings new default rules.
+RUFF   := ruff==0.17.6
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test lint worker beat flower webhooks sandbox up bench clean
@@ -25,7 +27,7 @@ test: $(STAMP) ## Run the test suite (Redis and PostgreSQL from VOXQUEUE_TEST_* 
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Check style with ruff
-	$(PY) -m pip install --quiet ruff
+	$(PY) -m pip install --quiet $(RUFF)
 	$(VENV)/bin/ruff check config models vendors tasks workers sandbox tests benchmarks
 
 worker: $(STAMP) ## Run a worker on every queue

@@ -11,5 +11,13 @@ from models.entities import (
 )
 
 __all__ = [
-    "Base", "Batch", "CallbackEvent", "Check", "CheckStatus", "Job", "JobStatus", "TERMINAL_CHECK", "TERMINAL_JOB",
+    "TERMINAL_CHECK",
+    "TERMINAL_JOB",
+    "Base",
+    "Batch",
+    "CallbackEvent",
+    "Check",
+    "CheckStatus",
+    "Job",
+    "JobStatus",
 ]

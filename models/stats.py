@@ -53,4 +53,4 @@ def counts(session: Session, batch: str) -> BatchCounts | None:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -297,7 +297,7 @@ def create_app(
 
 async def _watch_loop_lag(app: web.Application):
     """Measure how late the event loop wakes (its lag): the sandbox's own delay, in stats."""
-    stats_of = lambda: sandbox_of(app).stats  # noqa: E731  (reset() swaps the Stats object)
+    stats_of = lambda: sandbox_of(app).stats  # a lambda: reset() swaps the Stats object
     loop = asyncio.get_running_loop()
 
     async def watch() -> None:

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
@@ -161,7 +161,7 @@ class SandboxThread:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="sandbox", daemon=True)
 
-    def __enter__(self) -> SandboxThread:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

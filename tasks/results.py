@@ -151,4 +151,4 @@ def reschedule(check: Check, now: dt.datetime, *, first: float = 2.0, cap: float
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -58,7 +58,7 @@ def pg_database() -> Iterator[str]:
         admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # connection refused, auth, ...
+    except Exception as exc:  # noqa: BLE001  (connection refused, auth, ...: skip, saying why)
         unavailable(f"PostgreSQL at {admin_url.render_as_string(hide_password=True)}", exc)
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     upgrade(url)
@@ -107,4 +107,4 @@ def samples() -> Path:
     return Path(__file__).resolve().parents[1] / "workers" / "samples"
 
 
-from tests.pipeline import pipeline, pipeline_env, pytest_runtest_makereport  # noqa: E402,F401  (shared fixtures)
+from tests.pipeline import pipeline, pipeline_env, pytest_runtest_makereport  # noqa: F401  (shared fixtures)

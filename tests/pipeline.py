@@ -41,7 +41,7 @@ class Pipeline:
         if timeout is None:  # at least the command's own --timeout, with time to report
             timeout = float(args[args.index("--timeout") + 1]) + 30 if "--timeout" in args else 120
         proc = subprocess.run(voxqueue_command(*args), env=self.env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"voxqueue {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
         return proc

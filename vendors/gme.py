@@ -16,7 +16,7 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from vendors.errors import BadResponse, Disposition, InvalidInput, VendorError
@@ -273,8 +273,8 @@ _GME_DISPOSITIONS, _GME_REASONS = split_error_table(_GME_ERRORS)
 class GmeClient(TencentApiClient):
     """ScanVoice and DescribeScanResultList; errors classified by the common table plus GME's."""
 
-    ERROR_DISPOSITIONS = {**TencentApiClient.ERROR_DISPOSITIONS, **_GME_DISPOSITIONS}
-    ERROR_REASONS = {**TencentApiClient.ERROR_REASONS, **_GME_REASONS}
+    ERROR_DISPOSITIONS: ClassVar[dict[str, Disposition]] = {**TencentApiClient.ERROR_DISPOSITIONS, **_GME_DISPOSITIONS}
+    ERROR_REASONS: ClassVar[dict[str, str]] = {**TencentApiClient.ERROR_REASONS, **_GME_REASONS}
 
     def __init__(
         self, endpoint: str, credentials: Credentials, *, biz_id: int, **kwargs: Any

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 import posixpath
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from vendors import http
@@ -225,8 +226,8 @@ class SoeClient(TencentApiClient):
     """``TransmitOralProcessWithInit`` (streamed), ``InitOralProcess`` +
     ``TransmitOralProcess``, ``KeywordEvaluate``, and session queries."""
 
-    ERROR_DISPOSITIONS = {**TencentApiClient.ERROR_DISPOSITIONS, **_DISPOSITIONS}
-    ERROR_REASONS = {**TencentApiClient.ERROR_REASONS, **_REASONS}
+    ERROR_DISPOSITIONS: ClassVar[dict[str, Disposition]] = {**TencentApiClient.ERROR_DISPOSITIONS, **_DISPOSITIONS}
+    ERROR_REASONS: ClassVar[dict[str, str]] = {**TencentApiClient.ERROR_REASONS, **_REASONS}
 
     def __init__(
         self, endpoint: str, credentials: Credentials, *, region: str = "",

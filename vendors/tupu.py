@@ -82,10 +82,10 @@ class TupuSigner:
     def __repr__(self) -> str:
         return f"TupuSigner(secret_id={self.secret_id!r}, private_key='***')"
 
-    def string_to_sign(self, timestamp: int, nonce: int | float | str) -> str:
+    def string_to_sign(self, timestamp: int, nonce: float | str) -> str:
         return f"{self.secret_id},{timestamp},{nonce}"
 
-    def sign(self, timestamp: int, nonce: int | float | str) -> str:
+    def sign(self, timestamp: int, nonce: float | str) -> str:
         message = self.string_to_sign(timestamp, nonce).encode("utf-8")
         signature = self._key.sign(message, padding.PKCS1v15(), hashes.SHA256())
         return base64.b64encode(signature).decode("ascii")

@@ -33,7 +33,7 @@ def main() -> None:
         cli.main(prog_name="voxqueue", standalone_mode=True)
     except SystemExit:
         raise
-    except Exception as exc:  # the one place where unexpected errors become one line
+    except Exception as exc:  # noqa: BLE001  (the one place where unexpected errors become one line)
         click.echo(f"voxqueue: error: {console.one_line(exc)}", err=True)
         sys.exit(1)
 

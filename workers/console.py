@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -44,7 +45,7 @@ def _database_error(exc: BaseException) -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    BASE = set(vars(logging.makeLogRecord({})))
+    BASE: ClassVar[frozenset[str]] = frozenset(vars(logging.makeLogRecord({})))
 
     def format(self, record: logging.LogRecord) -> str:
         data = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,

@@ -7,8 +7,8 @@ import re
 import pytest
 import requests
 
-from tests.pipeline import wait_until
 from tests.e2e.test_soe_pipeline import make_manifest
+from tests.pipeline import wait_until
 from workers.processes import free_port, running, voxqueue_command, wait_http
 
 pytestmark = [pytest.mark.e2e]

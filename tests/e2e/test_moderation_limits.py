@@ -12,7 +12,12 @@ from config.settings import reset_settings
 from models import CallbackEvent, Check
 from models.base import utcnow
 from models.db import session_scope
-from tests.moderation_env import moderation_env, point_at_sandbox, start_webhooks, write_moderation_manifest
+from tests.moderation_env import (
+    moderation_env,
+    point_at_sandbox,
+    start_webhooks,
+    write_moderation_manifest,
+)
 from tests.pipeline import wait_until
 
 pytestmark = [pytest.mark.e2e]

@@ -10,7 +10,12 @@ from sqlalchemy import select
 from models import Base
 from models.db import engine_for
 from tests.e2e.test_soe_pipeline import make_manifest
-from tests.moderation_env import moderation_env, point_at_sandbox, start_webhooks, write_moderation_manifest
+from tests.moderation_env import (
+    moderation_env,
+    point_at_sandbox,
+    start_webhooks,
+    write_moderation_manifest,
+)
 
 pytestmark = [pytest.mark.e2e]
 

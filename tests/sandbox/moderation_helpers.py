@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -56,7 +56,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -83,7 +83,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 parts = urlsplit(self.path)
                 received = Received(
@@ -148,21 +148,21 @@ def public_pem(name: str) -> bytes:
 
 def moderation_config(credentials: Credentials, **overrides: Any) -> SandboxConfig:
     """A sandbox with every moderation vendor configured from fresh secrets."""
-    settings: dict[str, Any] = dict(
-        tencent_secret_id=credentials.secret_id,
-        tencent_secret_key=credentials.secret_key,
-        shumei_access_key=secrets.token_hex(16),
-        gme_biz_id=1400000000 + secrets.randbelow(10**6),
-        gme_callback_key=secrets.token_hex(16),
-        asr_appid=str(1250000000 + secrets.randbelow(10**6)),
-        asr_secret_id="AKID" + secrets.token_hex(16),
-        asr_secret_key=secrets.token_hex(16),
-        tupu_secret_id=secrets.token_hex(12),
-        tupu_client_public_key=public_pem("client").decode(),
-        tupu_server_private_key=private_pem("server").decode(),
-        callback_retry_s=0.05,
-        tupu_stream_duration_s=30.0,
-    )
+    settings: dict[str, Any] = {
+        "tencent_secret_id": credentials.secret_id,
+        "tencent_secret_key": credentials.secret_key,
+        "shumei_access_key": secrets.token_hex(16),
+        "gme_biz_id": 1400000000 + secrets.randbelow(10**6),
+        "gme_callback_key": secrets.token_hex(16),
+        "asr_appid": str(1250000000 + secrets.randbelow(10**6)),
+        "asr_secret_id": "AKID" + secrets.token_hex(16),
+        "asr_secret_key": secrets.token_hex(16),
+        "tupu_secret_id": secrets.token_hex(12),
+        "tupu_client_public_key": public_pem("client").decode(),
+        "tupu_server_private_key": private_pem("server").decode(),
+        "callback_retry_s": 0.05,
+        "tupu_stream_duration_s": 30.0,
+    }
     return SandboxConfig(**(settings | overrides))
 
 

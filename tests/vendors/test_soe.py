@@ -87,7 +87,7 @@ def test_call_posts_signed_compact_utf8_json():
     assert client.call("ScanVoice", {"Text": "红色", "N": 1}) == {"SessionId": "s", "RequestId": "req-9"}
     sent = post.calls[0]
     assert (sent["vendor"], sent["url"], sent["timeout"]) == ("gme", "http://127.0.0.1:8700", 3.0)
-    assert sent["data"] == '{"Text":"红色","N":1}'.encode("utf-8")
+    assert sent["data"] == '{"Text":"红色","N":1}'.encode()
     headers = sent["headers"]
     assert headers["X-TC-Action"] == "ScanVoice"
     assert headers["X-TC-Version"] == "2018-07-11"

@@ -13,7 +13,7 @@ from workers.processes import voxqueue_command
 def run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ) | (env_extra or {})
     return subprocess.run(voxqueue_command(*args), capture_output=True, text=True, env=env, timeout=60,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

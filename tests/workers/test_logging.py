@@ -36,7 +36,6 @@ def test_json_lines_carry_the_bound_context():
 
 def test_text_lines_append_the_context():
     logger, out = capture(TextFormatter())
-    with bound(job="clip-001", service="gme"):
-        with bound(check_id=3):
-            logger.info("submitted")
+    with bound(job="clip-001", service="gme"), bound(check_id=3):
+        logger.info("submitted")
     assert out.getvalue().rstrip().endswith("submitted [job=clip-001 service=gme check_id=3]")

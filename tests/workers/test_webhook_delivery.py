@@ -20,7 +20,15 @@ from click.testing import CliRunner
 from config.celery import celery_config
 from config.settings import get_settings, reset_settings
 from tests.workers.webhook_helpers import (
-    Client, asr_form, events, gme_body, make_check, serve, shumei_body, tupu_data, tupu_envelope,
+    Client,
+    asr_form,
+    events,
+    gme_body,
+    make_check,
+    serve,
+    shumei_body,
+    tupu_data,
+    tupu_envelope,
 )
 from vendors.gme import sign_callback
 from workers.cli import cli

@@ -11,7 +11,15 @@ import requests
 from config.settings import get_settings
 from tasks.moderation import callback_token
 from tests.workers.webhook_helpers import (
-    Client, asr_form, events, gme_body, key, make_check, serve, shumei_body, tupu_data,
+    Client,
+    asr_form,
+    events,
+    gme_body,
+    key,
+    make_check,
+    serve,
+    shumei_body,
+    tupu_data,
     tupu_envelope,
 )
 from vendors.gme import sign_callback
