@@ -140,6 +140,11 @@ def run_scenarios(args) -> None:
             chosen[name](args)
 
 
+def _cpu_note() -> str:
+    best, median = cpu_check()
+    return f"{best:.1f} ms, median {median:.1f} ms over a second (lower is faster; compare runs)"
+
+
 def _interrupted(*_) -> None:
     raise KeyboardInterrupt
 
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     load = background_load()
     say(f"voxqueue benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]},"
         f" redis {args.redis_url}, postgres {args.pg_url}; load before starting {100 * load:.0f}%;"
-        f" CPU check {cpu_check():.1f} ms (lower is faster; compare runs)" + load_note(load))
+        f" CPU check {_cpu_note()}" + load_note(load))
     t0 = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupted)  # stop cleanly: workers stopped, databases dropped
     with contextlib.suppress(KeyboardInterrupt):
