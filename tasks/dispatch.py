@@ -44,8 +44,11 @@ def group_size(service: str, count: int) -> int:
     return size if count >= from_count else 1
 
 
-def enqueue(pairs: Iterable[tuple[int, str]]) -> int:
-    """Send the tasks for (check id, service) pairs; return how many messages were sent."""
+def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False) -> int:
+    """Send the tasks for (check id, service) pairs; return how many messages were sent.
+
+    ``alone``: one check to a message, whatever the service (checks a dead delivery held:
+    see :func:`tasks.leases.take_leases`)."""
     from workers.app import app
 
     pairs = list(pairs)
@@ -58,11 +61,12 @@ def enqueue(pairs: Iterable[tuple[int, str]]) -> int:
         for service in by_service:  # once here, not once per message (kombu's default)
             producer.maybe_declare(app.amqp.queues[service])
         for service, ids in by_service.items():
-            size = group_size(service, len(ids))
+            size = 1 if alone else group_size(service, len(ids))
             for start in range(0, len(ids), size):
                 group = ids[start:start + size]
                 if size == 1:
-                    args, label = [group[0]], f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
+                    label = f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
+                    args = [group] if service in BATCHED else [group[0]]  # GME's task takes a list
                 else:
                     args, label = [group], _group_label(group, labels, service)
                 app.send_task(TASK_FOR[service], args=args, queue=service, producer=producer, declare=[],

@@ -2,7 +2,9 @@
 
 Three kinds of stranded check, each re-enqueued (a duplicate message is
 harmless: the claim lets one delivery work and drops the other):
-- an active check whose lease lapsed: its worker died mid-work;
+- an active check whose lease lapsed: its worker died mid-work. It goes alone
+  in its message, where the claim charges it the death (a group could not tell
+  which of its checks killed the worker: :func:`tasks.leases.take_leases`);
 - a pending check untouched for ``stale_seconds`` while its queue is empty:
   its message was lost (a broker restart without persistence);
 - a running check with no lease and nothing submitted, untouched for
@@ -31,7 +33,8 @@ log = logging.getLogger("voxqueue.housekeeping")
 MAX_COUNTDOWN_S = 300
 
 
-def stranded(limit: int = 2000) -> list[tuple[int, str]]:
+def stranded(limit: int = 2000) -> list[tuple[int, str, bool]]:
+    """(check id, service, whether a dead delivery held it) for every stranded check."""
     settings = get_settings()
     now = utcnow()
     stale = now - dt.timedelta(seconds=settings.stale_seconds)
@@ -39,7 +42,7 @@ def stranded(limit: int = 2000) -> list[tuple[int, str]]:
     idle = empty_queues()
     with session_scope() as session:
         rows = session.execute(
-            select(Check.id, Check.service)
+            select(Check.id, Check.service, Check.lease_until.is_not(None))
             .where(Check.status.in_(ACTIVE))
             .where(or_(
                 Check.lease_until < now,
@@ -50,7 +53,7 @@ def stranded(limit: int = 2000) -> list[tuple[int, str]]:
             ))
             .order_by(Check.id).limit(limit)
         )
-        return [(check_id, service) for check_id, service in rows]
+        return [(check_id, service, bool(held)) for check_id, service, held in rows]
 
 
 def empty_queues() -> list[str]:
@@ -73,11 +76,14 @@ def unmerged_callbacks(limit: int = 1000) -> list[int]:
 @app.task(name="voxqueue.housekeeping.recover", acks_late=True, ignore_result=True)
 def recover() -> int:
     """Re-enqueue stranded checks (the claim counts a delivery that died) and lost merges."""
-    pairs = stranded()
-    if pairs:
-        log.warning("re-enqueueing stranded checks", extra={"count": len(pairs)})
-        enqueue(pairs)
+    found = stranded()
+    if found:
+        log.warning("re-enqueueing stranded checks", extra={"count": len(found)})
+    for held in (True, False):  # a dead delivery's checks alone; lost messages' checks grouped
+        pairs = [(check_id, service) for check_id, service, was_held in found if was_held is held]
+        if pairs:
+            enqueue(pairs, alone=held)
     events = unmerged_callbacks()
     for event_id in events:
         app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
-    return len(pairs) + len(events)
+    return len(found) + len(events)

@@ -17,6 +17,10 @@ and no live lease is held, so two deliveries of the same message never work at
 once. A lease that is still set when the next delivery arrives means the
 previous one died mid-work; those deaths are counted in ``deliveries``, and a
 check whose messages keep killing workers ends ``failed`` (:func:`poisoned`).
+A death is only ever charged to a check that was alone in its message: a group
+cannot tell which of its checks killed its worker, so it sends the checks of
+the dead delivery again one to a message (:func:`take_leases`), and a poison
+clip fails alone instead of taking its message's other checks with it.
 """
 
 from __future__ import annotations
@@ -44,12 +48,12 @@ _RETURNED = (checks.c.id, checks.c.job_id, checks.c.service, checks.c.deliveries
              checks.c.session_id, checks.c.chunks_sent, checks.c.vendor_task_id)
 
 
-def _claim_statement(with_session_id: bool, many: bool = False):
+def _claim_statement(with_session_id: bool):
+    """One check: free, or its lease lapsed (a death, counted)."""
     extra = {"session_id": func.coalesce(checks.c.session_id, bindparam("p_session"))} if with_session_id else {}
-    which = checks.c.id.in_(bindparam("p_checks", expanding=True)) if many else checks.c.id == bindparam("p_check")
     return (
         update(checks)
-        .where(which, checks.c.status.in_(ACTIVE))
+        .where(checks.c.id == bindparam("p_check"), checks.c.status.in_(ACTIVE))
         .where(or_(checks.c.lease_until.is_(None), checks.c.lease_until < bindparam("p_now")))
         .values(
             status=CheckStatus.RUNNING.value,
@@ -62,7 +66,13 @@ def _claim_statement(with_session_id: bool, many: bool = False):
 
 
 _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
-_CLAIM_MANY = _claim_statement(False, many=True)
+_GROUP = checks.c.id.in_(bindparam("p_checks", expanding=True))
+# A group takes only checks that no delivery holds or held (no lease: nothing to count) ...
+_CLAIM_MANY = (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE), checks.c.lease_until.is_(None))
+               .values(status=CheckStatus.RUNNING.value, lease_until=bindparam("p_lease")).returning(*_RETURNED))
+# ... and releases those whose lease lapsed, for them to go again one to a message.
+_ISOLATE = (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE), checks.c.lease_until < bindparam("p_now"))
+            .values(lease_until=None).returning(checks.c.id))
 _JOB_COLUMNS = (jobs.c.id, jobs.c.key, jobs.c.status, jobs.c.audio, jobs.c.stream, jobs.c.options, jobs.c.services,
                 batches.c.name.label("batch"))
 
@@ -137,21 +147,42 @@ def take_lease(conn: Connection, check_id: int, settings: Settings, *,
     return _lease(row, job)
 
 
-def take_leases(conn: Connection, check_ids: list[int], settings: Settings) -> list[Lease]:
-    """Claim a group of checks at once, as :func:`take_lease` claims one, in three statements
-    whatever the group's size: one ``UPDATE … RETURNING`` for all of them, one read of their
-    jobs, one start of those still pending. Each row is claimed or not on its own (finished,
-    gone and leased ones are left out); the leases come back in the order of ``check_ids``."""
-    if not check_ids:
-        return []
-    params = {"p_checks": list(check_ids), **_lease_window(settings)}
-    rows = {row.id: row for row in conn.execute(_CLAIM_MANY, params)}
+@dataclass(frozen=True)
+class GroupClaim:
+    """What a group claim took (in the order asked), and the checks a dead delivery held."""
+
+    leases: list[Lease]
+    isolated: list[int]  # released: the caller sends each again in a message of its own
+
+
+def take_leases(conn: Connection, check_ids: list[int], settings: Settings) -> GroupClaim:
+    """Claim a group of checks at once, in three statements whatever the group's size: one
+    ``UPDATE … RETURNING`` for all of them, one read of their jobs, one start of those still
+    pending. Finished, gone and leased checks are left out.
+
+    A group never takes over a lapsed lease: the delivery that held it died, and nothing
+    tells which of the group's checks killed it. Those checks are released (one more
+    statement, only when some check was not taken) and come back as ``isolated``; alone in
+    a message, a check claimed with a lapsed lease is charged the death (:func:`take_lease`,
+    which a group of one is)."""
+    ids = list(dict.fromkeys(check_ids))
+    if len(ids) <= 1:
+        lease = take_lease(conn, ids[0], settings) if ids else None
+        return GroupClaim([lease] if lease else [], [])
+    window = _lease_window(settings)
+    rows = {row.id: row for row in conn.execute(_CLAIM_MANY, {"p_checks": ids, "p_lease": window["p_lease"]})}
+    isolated = [] if len(rows) == len(ids) else _isolate(conn, [i for i in ids if i not in rows], window["p_now"])
     if not rows:
-        return []
+        return GroupClaim([], isolated)
     job_ids = sorted({row.job_id for row in rows.values()})
     found = {job.id: job for job in conn.execute(_READ_JOBS[True], {"p_jobs": job_ids})}
     _start_jobs(conn, found.values())
-    return [_lease(rows[i], found[rows[i].job_id]) for i in dict.fromkeys(check_ids) if i in rows]
+    return GroupClaim([_lease(rows[i], found[rows[i].job_id]) for i in ids if i in rows], isolated)
+
+
+def _isolate(conn: Connection, check_ids: list[int], now: dt.datetime) -> list[int]:
+    released = {row.id for row in conn.execute(_ISOLATE, {"p_checks": check_ids, "p_now": now})}
+    return [i for i in check_ids if i in released]
 
 
 def _lease_window(settings: Settings) -> dict[str, dt.datetime]:

@@ -26,6 +26,7 @@ from models import Check
 from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks import breaker, common, crashpoints, leases
+from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
 from tasks.ratelimit import Throttled, take
@@ -76,12 +77,13 @@ class Claimed:
 
 def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], dict[str, Any]]) -> Claimed:
     """Claim the checks (three statements, one transaction); fail those whose input cannot be sent;
-    skip submitted ones."""
+    skip submitted ones; send those a dead delivery held again, one to a message."""
     settings = get_settings()
     batch = Claimed(service)
     job_keys: list[str] = []
     with transaction() as conn:
-        for lease in leases.take_leases(conn, check_ids, settings):
+        claim = leases.take_leases(conn, check_ids, settings)
+        for lease in claim.leases:
             check_id = lease.check_id
             if leases.poisoned(conn, lease, settings):
                 continue
@@ -93,6 +95,10 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], di
                 batch.checks[check_id] = describe(lease) | {"key": idempotency_key(lease), "job": lease.job.key}
             except VendorError as error:
                 leases.fail(conn, lease, error.reason, error.summary())
+    if claim.isolated:  # after the commit: released, so the new messages can claim them
+        log.warning("a delivery died holding %d %s check(s): each goes again alone", len(claim.isolated), service,
+                    extra={"service": service, "check_ids": claim.isolated})
+        enqueue([(check_id, service) for check_id in claim.isolated], alone=True)
     for key in job_keys:  # after the claim committed, so a crash here is counted
         crashpoints.hit(key)
     return batch
