@@ -17,10 +17,11 @@ and no live lease is held, so two deliveries of the same message never work at
 once. A lease that is still set when the next delivery arrives means the
 previous one died mid-work; those deaths are counted in ``deliveries``, and a
 check whose messages keep killing workers ends ``failed`` (:func:`poisoned`).
-A death is only ever charged to a check that was alone in its message: a group
-cannot tell which of its checks killed its worker, so it sends the checks of
-the dead delivery again one to a message (:func:`take_leases`), and a poison
-clip fails alone instead of taking its message's other checks with it.
+A death is charged only to a check claimed on its own (SOE claims its files one
+at a time): a group claim cannot tell which of its checks killed the worker, so
+the checks a dead delivery held together go again one to a message
+(:func:`take_leases`), and a poison clip fails alone instead of taking its
+message's other checks with it.
 """
 
 from __future__ import annotations
