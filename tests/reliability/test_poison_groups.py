@@ -26,7 +26,6 @@ def pipeline_env(tmp_path) -> dict[str, str]:
     return moderation_env(tmp_path, callbacks=False)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_poison_clip_fails_alone_and_its_message_mates_finish(pipeline, tmp_path):
     manifest = write_moderation_manifest(tmp_path / "media", 6, "shumei")
     point_at_sandbox(pipeline)
@@ -59,7 +58,6 @@ def submitted() -> bool:
         return session.scalar(select(func.count()).where(Check.vendor_task_id.is_(None))) == 0
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_group_redelivered_after_its_worker_died_sends_each_check_alone(pipeline, tmp_path):
     manifest = write_moderation_manifest(tmp_path / "media", 3, "shumei")
     point_at_sandbox(pipeline)
