@@ -23,7 +23,11 @@ def test_flower_shows_the_worker_and_the_batch(pipeline, tmp_path):
         running(voxqueue_command("flower", "--port", str(port)), pipeline.env, pipeline.logs / "flower.log"))
     wait_http(flower + "/healthcheck", proc, timeout=30)
 
-    workers = wait_until(lambda: requests.get(flower + "/api/workers?refresh=1", timeout=10).json(), 30)
+    def inspected():  # Flower lists a worker before all its inspect replies are in (a new worker may miss one)
+        workers = requests.get(flower + "/api/workers?refresh=1", timeout=10).json()
+        return workers if workers and all("registered" in info for info in workers.values()) else None
+
+    workers = wait_until(inspected, 30)
     (name, info), = workers.items()
     assert "voxqueue.soe.evaluate" in info["registered"]
     worker_log = pipeline.logs / "worker-0.log"  # workers send task events once Flower asks for them
