@@ -62,6 +62,19 @@ class Pipeline:
         log = self.logs / "beat.log"
         return self.stack.enter_context(running(voxqueue_command("beat"), self.env, log))
 
+    def wait_restarting(self, batch: str, worker: subprocess.Popen, *worker_args: str, timeout: float) -> int:
+        """Wait for ``batch``, starting ``worker`` again (with ``worker_args``) whenever it dies, as
+        a supervisor (systemd, compose) would; the number of restarts."""
+        restarts, deadline = 0, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.cli("wait", "--batch", batch, "--timeout", "1", check=False).returncode == 0:
+                break
+            if worker.poll() is not None:
+                restarts += 1
+                worker = self.start_worker(*worker_args)
+        print(f"\nworker restarts by the supervisor: {restarts}")
+        return restarts
+
     def kill_worker(self, proc: subprocess.Popen) -> None:
         """SIGKILL the worker's whole process group: no warm shutdown, nothing acked."""
         os.killpg(proc.pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ from tests.e2e.test_soe_pipeline import check_scores, make_manifest
 from tests.pipeline import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+PREFORK = ("--pool", "prefork", "-c", "2")  # a poison job kills its child process, not the whole worker
 
 
 def checks_in_flight() -> int:
@@ -55,18 +56,9 @@ def test_a_poison_job_fails_after_bounded_deliveries(pipeline, tmp_path):
     manifest = make_manifest(folder, 6)
     pipeline.env["VOXQUEUE_CRASH_JOBS"] = "pupil-003"
     pipeline.start_beat()
-    crashes = 0
-    worker = pipeline.start_worker("--pool", "prefork", "-c", "2")
+    worker = pipeline.start_worker(*PREFORK)
     pipeline.cli("ingest", str(manifest))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = pipeline.cli("wait", "--batch", "readings", "--timeout", "1", check=False)
-        if status.returncode == 0:
-            break
-        if worker.poll() is not None:  # a supervisor (systemd, compose) would restart it
-            crashes += 1
-            worker = pipeline.start_worker("--pool", "prefork", "-c", "2")
-    print(f"\nworker restarts by the supervisor: {crashes}")
+    pipeline.wait_restarting("readings", worker, *PREFORK, timeout=120)
 
     report = {r["id"]: r for r in pipeline.report("readings")}
     poison = report.pop("pupil-003")

@@ -7,7 +7,6 @@ fails on its own deaths, and the other clips of its message are submitted once a
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from sqlalchemy import func, select, update
@@ -17,6 +16,7 @@ from models.base import utcnow
 from models.db import session_scope
 from tests.moderation_env import moderation_env, point_at_sandbox, write_moderation_manifest
 from tests.pipeline import wait_until
+from tests.reliability.test_crashes import PREFORK
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,18 +31,9 @@ def test_a_poison_clip_fails_alone_and_its_message_mates_finish(pipeline, tmp_pa
     point_at_sandbox(pipeline)
     pipeline.env["VOXQUEUE_CRASH_JOBS"] = "clip-003"
     pipeline.start_beat()
-    crashes = 0
-    worker = pipeline.start_worker("--pool", "prefork", "-c", "2")
+    worker = pipeline.start_worker(*PREFORK)
     pipeline.cli("ingest", str(manifest))
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        status = pipeline.cli("wait", "--batch", "clips", "--timeout", "1", check=False)
-        if status.returncode == 0:
-            break
-        if worker.poll() is not None:  # a supervisor (systemd, compose) would restart it
-            crashes += 1
-            worker = pipeline.start_worker("--pool", "prefork", "-c", "2")
-    print(f"\nworker restarts by the supervisor: {crashes}")
+    pipeline.wait_restarting("clips", worker, *PREFORK, timeout=150)
 
     report = {r["id"]: r for r in pipeline.report("clips")}
     poison = report.pop("clip-003")
