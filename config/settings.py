@@ -65,9 +65,10 @@ class Settings(BaseSettings):
     breaker_threshold: int = 10  # retryable failures in 30 s that open a vendor's circuit
     breaker_cooldown: float = 10.0  # seconds a vendor's work steps aside once its circuit opens
     max_deliveries: int = 5  # a message that kills its worker this often fails its check
-    lease_seconds: int = 300  # running work whose lease lapsed is re-enqueued by housekeeping
-    stale_seconds: int = 600  # a pending check untouched this long, its queue empty, is re-enqueued
-    housekeeping_interval: float = 30.0  # seconds between housekeeping rounds on the beat
+    lease_seconds: int = 300  # the last backstop: a claim whose lease lapsed goes again (a stuck worker)
+    stale_seconds: int = 15  # a check waiting this long for a message no live worker holds, its queue empty
+    housekeeping_interval: float = 5.0  # seconds between housekeeping rounds (workers and beat)
+    broker_wait_seconds: float = 20.0  # how long a producer retries an unreachable broker before it gives up
     poll_interval: float = 2.0  # seconds between polling rounds on the beat
     log_json: bool = False
     log_level: str = "INFO"

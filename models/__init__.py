@@ -8,6 +8,7 @@ from models.entities import (
     CheckStatus,
     Job,
     JobStatus,
+    Marker,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "CheckStatus",
     "Job",
     "JobStatus",
+    "Marker",
 ]

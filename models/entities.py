@@ -100,6 +100,7 @@ class Check(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_reason: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None]
+    holder: Mapped[str | None] = mapped_column(String(96))  # the process holding (or last holding) the lease
     next_poll_at: Mapped[dt.datetime | None]
     deadline_at: Mapped[dt.datetime | None]
     created_at: Mapped[created]
@@ -124,3 +125,13 @@ class CallbackEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[created]
     merged_at: Mapped[dt.datetime | None]
+
+
+class Marker(Base):
+    """A named value the deployment's processes share (the broker epoch housekeeping last saw)."""
+
+    __tablename__ = "markers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[updated]
