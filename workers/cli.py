@@ -52,7 +52,7 @@ def cli() -> None:
 @click.option("--lang", type=click.Choice(["en", "zh"]), help="Language for rows that name none.")
 def ingest(source: Path, batch, services, ref_text, lang) -> None:
     """Record every row of SOURCE (a .csv/.jsonl manifest or a folder of audio) and enqueue it."""
-    from tasks.dispatch import enqueue
+    from tasks.dispatch import BrokerUnavailable, Deferred
     from tasks.ingest import ingest as run_ingest
     from tasks.manifest import Defaults, ManifestError
 
@@ -61,17 +61,27 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
     if unknown:
         raise click.UsageError(f"unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})")
     defaults = Defaults(services=names, ref_text=ref_text, lang=lang)
+    send = Deferred()  # a broker outage does not stop the recording: what it refused is sent at the end
     try:
         with console.row_progress("ingesting") as advance:
-            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=enqueue, progress=advance)
+            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=send, progress=advance)
     except ManifestError as exc:
         raise Failure(str(exc)) from exc
+    unsent: BrokerUnavailable | None = None
+    try:
+        send.flush()
+    except BrokerUnavailable as exc:
+        unsent = exc
     for key, reason in result.rejections:
         click.echo(f"rejected {key}: {reason}", err=True)
-    click.echo(
-        f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected"
-        + (f", {result.existing} already recorded" if result.existing else "")
-    )
+    existing = ""
+    if result.existing:
+        existing = f", {result.existing} already recorded" + (
+            f" ({result.requeued} of their checks not started: queued again)" if result.requeued else "")
+    click.echo(f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected{existing}")
+    if unsent is not None:
+        raise Failure(f"{len(send.unsent)} check(s) recorded but not queued: {unsent}; the workers' housekeeping "
+                      f"queues them when the broker is back, or run this command again")
 
 
 @cli.command()
@@ -102,8 +112,9 @@ def beat(loglevel) -> None:
     """Run the Celery beat that drives polling and housekeeping."""
     from workers.app import app
 
-    # RedBeat keeps the schedule in Redis behind a lock: a second beat waits instead of doubling.
-    app.start(["beat", "-S", "redbeat.RedBeatScheduler", "--loglevel", loglevel])
+    # RedBeat keeps the schedule in Redis behind a lock: a second beat waits instead of doubling;
+    # workers.beat's scheduler takes the lock again after a broker restart instead of exiting.
+    app.start(["beat", "-S", "workers.beat:Scheduler", "--loglevel", loglevel])
 
 
 @cli.command()
