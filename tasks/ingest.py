@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from config.settings import get_settings
-from models import Batch, Check, Job, JobStatus
+from models import Batch, Check, CheckStatus, Job, JobStatus
 from models.db import session_scope
 from tasks.manifest import Defaults, JobSpec, read_source, validate
 
@@ -33,6 +33,7 @@ class IngestResult:
     rejected: int = 0
     existing: int = 0
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    requeued: int = 0  # checks of rows recorded earlier that no worker had started, sent again
     keys: set[str] = field(default_factory=set)  # keys recorded by this run
     to_enqueue: list[tuple[int, str]] = field(default_factory=list)  # (check id, service)
 
@@ -91,6 +92,7 @@ def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, loo
     specs = [validate(number, row, base, defaults) for number, row in rows]
     with session_scope() as session:
         known = _existing_keys(session, batch_id, [s.key for s in specs]) if look_up else set()
+        unstarted = _unstarted_checks(session, batch_id, known) if known else []
         specs = _new_specs(specs, known, result)
         seq = session.scalar(select(func.coalesce(func.max(Job.seq), 0)).where(Job.batch_id == batch_id))
         job_ids = _insert_jobs(session, batch_id, seq, specs)
@@ -104,12 +106,23 @@ def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, loo
                 pairs += [(job_id, service) for service in spec.services]
         created = _insert_checks(session, pairs)
     result.to_enqueue += created
-    if enqueue and created:
-        enqueue(created)  # after the commit: a worker always finds its rows
+    result.requeued += len(unstarted)
+    if enqueue and (created or unstarted):
+        enqueue(created + unstarted)  # after the commit: a worker always finds its rows
 
 
 def _existing_keys(session: Session, batch_id: int, keys: list[str]) -> set[str]:
     return set(session.scalars(select(Job.key).where(Job.batch_id == batch_id, Job.key.in_(keys))))
+
+
+def _unstarted_checks(session: Session, batch_id: int, keys: set[str]) -> list[tuple[int, str]]:
+    """Checks of rows recorded by an earlier run that no worker has started: their message may
+    never have been sent (the broker was down), so running ingest again sends them (a duplicate
+    of a message still queued is harmless: the claim takes one)."""
+    query = (select(Check.id, Check.service).join(Job, Job.id == Check.job_id)
+             .where(Job.batch_id == batch_id, Job.key.in_(sorted(keys)), Check.status == CheckStatus.PENDING.value,
+                    Check.lease_until.is_(None), Check.deliveries == 0).order_by(Check.id))
+    return [(check_id, service) for check_id, service in session.execute(query)]
 
 
 def _new_specs(specs: list[JobSpec], known: set[str], result: IngestResult) -> list[JobSpec]:
