@@ -107,4 +107,4 @@ def samples() -> Path:
     return Path(__file__).resolve().parents[1] / "workers" / "samples"
 
 
-from tests.pipeline import pipeline, pipeline_env, pytest_runtest_makereport  # noqa: F401  (shared fixtures)
+from tests.pipeline import pipeline, pipeline_env, private_redis, pytest_runtest_makereport  # noqa: F401  (shared fixtures)
