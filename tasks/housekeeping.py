@@ -24,6 +24,7 @@ from config.settings import get_settings
 from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
+from tasks import streams
 from tasks.common import ACTIVE
 from tasks.dispatch import enqueue
 from workers.app import app
@@ -86,4 +87,4 @@ def recover() -> int:
     events = unmerged_callbacks()
     for event_id in events:
         app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
-    return len(found) + len(events)
+    return len(found) + len(events) + streams.end_overdue()  # closed streams whose end callback never came
