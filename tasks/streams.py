@@ -61,7 +61,7 @@ class Closed:
             return f"stream {job_id} closed: {verdict}"
         grace = get_settings().tupu_close_grace_seconds
         return (f"stream {job_id} closing: verdict so far {verdict}; the final verdict follows "
-                f"Tupu's end callback (at most {grace:g} s)")
+                f"Tupu's end callback (or the {grace:g} s grace period)")
 
 
 def find_stream(session, job_id: str, batch: str | None) -> Check:
