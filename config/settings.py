@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     tupu_secret_id: str | None = None
     tupu_private_key: Path | None = None
     tupu_public_key: Path | None = None
+    # A closed stream whose end callback has not come after this long ends with the verdict it has.
+    tupu_close_grace_seconds: float = 300.0
 
     # Shared per-vendor request limits (requests per second across every worker).
     soe_qps: float = 50.0

@@ -28,6 +28,7 @@ class JobStatus(str, enum.Enum):
 class CheckStatus(str, enum.Enum):
     PENDING = "pending"  # recorded, not yet sent
     RUNNING = "running"  # being sent, or sent and awaiting the vendor's result
+    CLOSING = "closing"  # a live stream closed by us, its vendor still judging what it pulled
     DONE = "done"
     FAILED = "failed"
 
@@ -106,6 +107,7 @@ class Check(Base):
     created_at: Mapped[created]
     updated_at: Mapped[updated]
     finished_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]  # a live stream: when the vendor accepted our close
 
     job: Mapped[Job] = relationship(back_populates="checks")
 

@@ -22,6 +22,8 @@ is harmless: the claim lets one delivery work and drops the other. A round:
    its service's queue empty, and in no live worker's messages (each writes
    which checks its messages carry): the message was lost.
 5. *Callbacks* stored but not merged a minute later: their merge is sent again.
+6. *Closed live streams* whose end callback did not come within the grace period end
+   (:func:`tasks.streams.end_overdue`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, Marker
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import liveness
+from tasks import liveness, streams
 from tasks.common import ACTIVE
 from tasks.dispatch import TASK_FOR, enqueue
 from tasks.leases import ENDED
@@ -64,10 +66,11 @@ class Round:
     alone: list[tuple[int, str]] = field(default_factory=list)  # checks a dead delivery held
     grouped: list[tuple[int, str]] = field(default_factory=list)  # checks whose message was lost
     merges: list[int] = field(default_factory=list)
+    streams_ended: int = 0
 
     @property
     def count(self) -> int:
-        return len(self.alone) + len(self.grouped) + len(self.merges)
+        return len(self.alone) + len(self.grouped) + len(self.merges) + self.streams_ended
 
 
 def run_round(settings: Settings | None = None) -> Round | None:
@@ -97,6 +100,7 @@ def _round(client: redis.Redis, settings: Settings) -> Round:
     waiting = _waiting(now, settings, client, everything=found.broker_lost, among=orphans)
     found.grouped = [(i, s) for i, s in waiting if i not in in_flight and i not in taken]
     found.merges = _unmerged(now, everything=found.broker_lost)
+    found.streams_ended = streams.end_overdue()  # closed streams whose end callback never came
     liveness.forget(client, dead)
     return found
 

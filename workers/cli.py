@@ -268,14 +268,15 @@ def stream() -> None:
 @click.argument("job_id")
 @click.option("--batch", help="The batch of the job, where the id is in several.")
 def stream_close(job_id, batch) -> None:
-    """End the live-stream job ID (Tupu close API) and record its verdict."""
+    """End the live-stream job ID (Tupu close API): its verdict once Tupu's end callback
+    has come, else that it is closing, with the verdict so far."""
     from tasks.streams import StreamError, close
 
     try:
-        verdict = close(job_id, batch)
+        closed = close(job_id, batch)
     except StreamError as exc:
         raise Failure(str(exc)) from exc
-    click.echo(f"stream {job_id} closed: {verdict}")
+    click.echo(closed.line(job_id))
 
 
 @cli.command()
