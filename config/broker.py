@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config.settings import EMBEDDED_BROKER, Settings
 
@@ -33,10 +35,13 @@ CLIENT_OPTIONS = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT
 
 
 def redis_client(url: str) -> redis.Redis:
-    """A redis-py client for a broker URL (``redis://`` or ``redis+socket://``), with timeouts."""
+    """A redis-py client for a broker URL (``redis://`` or ``redis+socket://``), with timeouts and
+    no retries of its own (redis-py's default of three made one command to a broker that never
+    answers take 20 s): every caller here has its own next attempt."""
+    options = {**CLIENT_OPTIONS, "retry": Retry(NoBackoff(), 0)}
     if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **CLIENT_OPTIONS)
-    return redis.Redis.from_url(url, **CLIENT_OPTIONS)
+        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
+    return redis.Redis.from_url(url, **options)
 
 
 _shared: dict[tuple[str, int], redis.Redis] = {}

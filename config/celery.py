@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kombu import Queue
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config.broker import CLIENT_OPTIONS, TIMEOUT_S, broker_url
 from config.settings import SERVICES, Settings
@@ -82,7 +84,7 @@ def celery_config(settings: Settings) -> dict:
         "beat_schedule": beat_schedule(settings),
         "redbeat_redis_url": url.replace("redis+socket://", "unix://"),
         "redbeat_key_prefix": "voxqueue:redbeat:",
-        "redbeat_redis_options": dict(CLIENT_OPTIONS),
+        "redbeat_redis_options": {**CLIENT_OPTIONS, "retry": Retry(NoBackoff(), 0)},  # workers.beat retries
         "redbeat_lock_timeout": 30,
         "beat_max_loop_interval": 5,
     }

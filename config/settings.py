@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     lease_seconds: int = 300  # the last backstop: a claim whose lease lapsed goes again (a stuck worker)
     stale_seconds: int = 15  # a check waiting this long for a message no live worker holds, its queue empty
     housekeeping_interval: float = 5.0  # seconds between housekeeping rounds (workers and beat)
-    broker_wait_seconds: float = 20.0  # how long a producer retries an unreachable broker before it gives up
+    broker_wait_seconds: float = 15.0  # how long a producer retries an unreachable broker before it gives up
     poll_interval: float = 2.0  # seconds between polling rounds on the beat
     log_json: bool = False
     log_level: str = "INFO"

@@ -66,13 +66,14 @@ class BrokerUnavailable(Exception):
         super().__init__(f"the broker did not answer for {waited:.0f}s ({type(cause).__name__}: {str(cause)[:120]})")
 
 
-def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False) -> int:
+def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: float | None = None) -> int:
     """Send the tasks for (check id, service) pairs; return how many messages were sent.
 
     ``alone``: one check to a message, whatever the service (checks a dead delivery held:
-    see :func:`tasks.leases.take_leases`). Waits for an unreachable broker up to
-    ``VOXQUEUE_BROKER_WAIT_SECONDS``, then raises :class:`BrokerUnavailable`; a send
-    interrupted part-way is sent whole again (a duplicate message is harmless)."""
+    see :func:`tasks.leases.take_leases`). An unreachable broker is tried again with a
+    backoff for up to ``budget`` seconds (``VOXQUEUE_BROKER_WAIT_SECONDS``; 0: one try),
+    then :class:`BrokerUnavailable` is raised; a send interrupted part-way is sent whole
+    again (a duplicate message is harmless)."""
     from config.settings import get_settings
     from vendors.http import backoff
 
@@ -80,8 +81,8 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False) -> int:
     if not pairs:
         return 0
     labels = job_labels([check_id for check_id, _ in pairs])
+    budget = get_settings().broker_wait_seconds if budget is None else budget
     started, attempt = time.monotonic(), 0
-    budget = get_settings().broker_wait_seconds
     while True:
         try:
             return _send(pairs, labels, alone)
@@ -92,7 +93,8 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False) -> int:
             if waited + pause > budget:
                 raise BrokerUnavailable(waited, exc) from exc
             if attempt == 1:
-                log.warning("the broker does not answer (%s); waiting up to %.0fs", type(exc).__name__, budget)
+                log.warning("the broker does not answer (%s); trying again for up to %.0fs", type(exc).__name__,
+                            budget)
             time.sleep(pause)
 
 
@@ -123,28 +125,35 @@ def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> 
 
 
 class Deferred:
-    """``enqueue`` for a producer that records as it goes (ingest): after the broker failed once,
-    what follows is kept rather than waited for again, and :meth:`flush` sends it all at the end."""
+    """``enqueue`` for a producer that records as it goes (ingest): the broker is waited for once,
+    up to ``VOXQUEUE_BROKER_WAIT_SECONDS``; after that, what follows is kept, and :meth:`flush`
+    tries once more at the end, so a short outage costs one wait and a long one a clear error."""
 
     def __init__(self) -> None:
         self.unsent: list[tuple[int, str]] = []
         self.sent = 0
+        self.failing_since = 0.0
 
     def __call__(self, pairs: list[tuple[int, str]]) -> None:
         if self.unsent:
             self.unsent += pairs
             return
+        started = time.monotonic()
         try:
             self.sent += enqueue(pairs)
-        except BrokerUnavailable as exc:
-            log.warning("%s: the rest is recorded and sent at the end", exc)
+        except BrokerUnavailable:
             self.unsent += pairs
+            self.failing_since = started
 
     def flush(self) -> None:
-        """Send what the broker did not take (raises :class:`BrokerUnavailable` if it still does not)."""
-        if self.unsent:
-            self.sent += enqueue(self.unsent)
-            self.unsent = []
+        """Send what the broker did not take, in one last try (raises :class:`BrokerUnavailable`)."""
+        if not self.unsent:
+            return
+        try:
+            self.sent += enqueue(self.unsent, budget=0)
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(time.monotonic() - self.failing_since, exc.__cause__ or exc) from exc
+        self.unsent = []
 
 
 def _group_label(ids: list[int], labels: dict[int, str], service: str) -> str:

@@ -110,7 +110,9 @@ class Heartbeat:
         the next round (its unfinished messages went back to their queues as it stopped)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(BEAT_S + 1)
+            self._thread.join(1)
+        if self._failing:
+            return  # the broker is away: the heartbeat lapses there on its own within TTL_S
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.delete(ALIVE + self.holder, HOLDING + self.holder)

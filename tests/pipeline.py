@@ -219,3 +219,34 @@ def private_redis(tmp_path, request):
     yield port, state, start
     state["proc"].send_signal(signal.SIGKILL)
     state["proc"].wait(5)
+
+
+@pytest.fixture
+def silent_server():
+    """The port of a server that accepts connections and never answers (a hung broker, a URL that
+    times out)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    server.close()

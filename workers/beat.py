@@ -14,25 +14,54 @@ from __future__ import annotations
 import logging
 
 import redis
-from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatScheduler, get_redis
+from celery.signals import beat_init
+from redbeat.schedulers import (
+    LUA_EXTEND_TO_SCRIPT,
+    RedBeatScheduler,
+    acquire_distributed_beat_lock,
+    get_redis,
+)
 
 log = logging.getLogger("voxqueue.beat")
+# RedBeat takes its lock when the beat starts and, when the broker is away then, logs a traceback
+# and leaves the lock unset; Scheduler.tick takes it (and waits for it) instead.
+beat_init.disconnect(acquire_distributed_beat_lock)
 
 RETRY_S = 1.0  # between attempts to reach the broker or the lock
 
 
 class Scheduler(RedBeatScheduler):
     _failing = False
+    _stored = False  # the schedule is in the broker (it goes with the broker's data)
+
+    def setup_schedule(self) -> None:
+        """Store the schedule in the broker; a broker that is away (also when the beat starts) is
+        said once, and the schedule is stored when it answers."""
+        try:
+            super().setup_schedule()
+        except redis.RedisError as exc:
+            self._stored = False
+            self._say("beat: the broker is unreachable (%s: %s); trying again", exc)
+        else:
+            self._stored = True
 
     def tick(self, *args, **kwargs) -> float:
         if self.lock_key and self.lock is None and not self._take_lock():
             return RETRY_S
+        if not self._stored:
+            self.setup_schedule()
+            if not self._stored:
+                return RETRY_S
         try:
-            return super().tick(*args, **kwargs)
+            interval = super().tick(*args, **kwargs)
         except redis.RedisError as exc:  # LockError included: the lock is gone or another beat's
             self._say("beat: lost the broker or its lock (%s: %s); taking it again", exc)
-            self.lock = None
+            self.lock, self._stored = None, False
             return RETRY_S
+        if self._failing:
+            log.info("beat: the broker answers again")
+            self._failing = False
+        return interval
 
     def _take_lock(self) -> bool:
         """Take the lock (waiting up to a loop interval for another beat to let it go), then store
@@ -44,13 +73,11 @@ class Scheduler(RedBeatScheduler):
             lock.lua_extend = client.register_script(LUA_EXTEND_TO_SCRIPT)  # as redbeat's own lock
             if not lock.acquire():
                 return False  # another beat polls: stand by
-            self.lock = lock
-            self.setup_schedule()
         except redis.RedisError as exc:
             self._say("beat: the broker is unreachable (%s: %s); trying again", exc)
             return False
-        log.info("beat: lock taken; schedule stored")
-        self._failing = False
+        self.lock = lock
+        log.info("beat: lock taken")
         return True
 
     def _say(self, message: str, exc: Exception) -> None:

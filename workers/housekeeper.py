@@ -42,9 +42,9 @@ class Housekeeper:
     @classmethod
     def stop_running(cls) -> None:
         keeper, cls.running = cls.running, None
-        if keeper is not None:
-            keeper._stop.set()
-            keeper.thread.join(10)
+        if keeper is not None:  # a round blocked on an absent broker is left behind (a daemon thread):
+            keeper._stop.set()  # its lock expires, and the next process's rounds do its work
+            keeper.thread.join(1)
 
     def _run(self) -> None:
         from tasks.housekeeping import run_round
