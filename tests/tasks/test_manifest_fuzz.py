@@ -133,9 +133,14 @@ def test_any_bytes_are_rows_or_one_clear_error(folder, data, suffix):
 _batches = itertools.count()
 
 
+HOSTILE = st.sampled_from(["a\x00", "\ud800", "x\udfff", "#row 1", "   ", "nan", "i" * 257, "r" * 140_000,
+                           10**400, 1e308 * 10, True, ["\ud800"], ["soe", 1], {"a": None}])
+DB_VALUE = st.one_of(HOSTILE, st.sampled_from(NAMES), JSON_VALUE)
+
+
 @settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUE, max_size=5), min_size=1, max_size=8))
+@given(rows=st.lists(st.dictionaries(st.sampled_from(FIELDS), DB_VALUE, max_size=5), min_size=1, max_size=8))
 def test_fuzzed_rows_are_recorded_whole(database_url, folder, rows):
     path = folder / "db.jsonl"
     path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")  # ASCII: escapes only
