@@ -158,9 +158,11 @@ def _wav(fh: BinaryIO, path: Path, size: int, services: list[str]) -> str | None
         with wave.open(fh) as w:
             rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
             data_start = fh.tell()  # the wave module stops right after the data chunk's header
-    except (wave.Error, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001  (wave parses untrusted bytes: besides wave.Error and EOFError a
+        # crafted header raises RuntimeError, struct.error, ...; every one means "not readable")
         # Moderation vendors decode more kinds of WAV than the wave module reads; SOE does not.
-        return f"not a readable WAV file ({exc}): {shown(str(path), 300)}" if "soe" in services else None
+        reason = shown(str(exc), 80) or type(exc).__name__
+        return f"not a readable WAV file ({reason}): {shown(str(path), 300)}" if "soe" in services else None
     if "soe" in services and (rate, channels, width) != (16000, 1, 2):
         return (f"SOE needs 16 kHz mono 16-bit WAV; {shown(path.name)} is {rate} Hz, {channels} channel(s), "
                 f"{8 * width}-bit (rejected, not converted)")

@@ -12,12 +12,14 @@ import io
 import itertools
 import json
 import os
+import struct
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tasks import probe
 from tasks.ingest import ingest
 from tasks.manifest import Defaults, ManifestError, read_source, validate
 from tests.tasks.manifest_checks import assert_consistent, write_wav
@@ -128,6 +130,25 @@ def test_any_bytes_are_rows_or_one_clear_error(folder, data, suffix):
         newline = "\n" if "\n" in text or "\r" not in text else "\r"
         assert len(specs) == sum(1 for line in text.split(newline) if line.strip())
     assert_well_formed(specs)
+
+
+WAV_FMT = st.builds(
+    lambda tag, channels, rate, width, extra: b"fmt " + struct.pack(
+        "<IHHIIHH", 16, tag, channels, rate, rate * channels * width, channels * width, 8 * width) + extra,
+    st.sampled_from([1, 3, 0xFFFE, 0]), st.integers(0, 3), st.sampled_from([0, 8000, 16000, 44100]),
+    st.integers(0, 4), st.binary(max_size=8))
+
+
+@FUZZ
+@given(fmt=WAV_FMT, junk=st.binary(max_size=12), size=st.integers(0, 2**32 - 1), data=st.binary(max_size=64),
+       services=st.sampled_from([["soe"], ["shumei"]]))
+def test_any_wav_header_is_read_or_refused_with_a_reason(folder, fmt, junk, size, data, services):
+    """The wave module parses what a caller sends: a crafted header is a reason, never an error."""
+    body = b"WAVE" + junk + fmt + b"data" + struct.pack("<I", size) + data
+    path = folder / "crafted.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    reason = probe.check(path, services)
+    assert reason is None or reason.isprintable()
 
 
 _batches = itertools.count()

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,14 @@ def odd_wav_file(folder: Path) -> str:
     """Whole samples, then one stray byte: an odd file SOE cannot take in even chunks."""
     (folder / "tail.wav").write_bytes(write_wav(folder / "base.wav").read_bytes() + b"\x00")
     return "tail.wav"
+
+
+def crafted_wav(folder: Path) -> str:
+    """A WAV header whose chunks run past the end (the wave module raises RuntimeError)."""
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 0, 0, 0, 0, 0)
+    body = b"WAVE\x00" + fmt + b"data" + struct.pack("<I", 0)
+    (folder / "crafted.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return "crafted.wav"
 
 
 def unix_socket(folder: Path) -> str:
@@ -139,6 +148,7 @@ CSV_CASES = [
     ("RTMP-as-audio", audio("RTMP://live.example.com/room/1"), "rtmp is a live stream"),
     ("ftp-as-audio", audio("ftp://example.com/a.wav"), "an audio URL must be http or https, not ftp"),
     ("file-url-as-audio", audio("file:///etc/passwd"), "an audio URL must be http or https, not file"),
+    ("crafted-wav-header", audio(crafted_wav), "not a readable WAV file"),
     ("odd-wav-data", audio(odd_wav_data), "WAV data is 3201 bytes, not whole 2-byte frames"),
     ("odd-wav-file", audio(odd_wav_file), "an odd size: SOE takes 16-bit audio in even chunks"),
     ("odd-pcm", audio(lambda f: (f / "odd.pcm").write_bytes(b"\x01\x00" * 800 + b"\x01") and "odd.pcm"),
