@@ -53,6 +53,7 @@ def cli() -> None:
 def ingest(source: Path, batch, services, ref_text, lang) -> None:
     """Record every row of SOURCE (a .csv/.jsonl manifest or a folder of audio) and enqueue it."""
     from tasks.dispatch import BrokerUnavailable, Deferred
+    from tasks.ingest import IngestStopped
     from tasks.ingest import ingest as run_ingest
     from tasks.manifest import Defaults, ManifestError
 
@@ -62,11 +63,14 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
         raise click.UsageError(f"unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})")
     defaults = Defaults(services=names, ref_text=ref_text, lang=lang)
     send = Deferred()  # a broker outage does not stop the recording: what it refused is sent at the end
+    stopped: IngestStopped | None = None
     try:
         with console.row_progress("ingesting") as advance:
             result = run_ingest(source, batch=batch, defaults=defaults, enqueue=send, progress=advance)
     except ManifestError as exc:
         raise Failure(str(exc)) from exc
+    except IngestStopped as exc:  # part-way: what was recorded is still sent, then why it stopped
+        stopped, result = exc, exc.result
     unsent: BrokerUnavailable | None = None
     try:
         send.flush()
@@ -74,11 +78,15 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
         unsent = exc
     for key, reason in result.rejections:
         click.echo(f"rejected {key}: {reason}", err=True)
+    queued = len(result.to_enqueue) + result.requeued - len(send.unsent)
+    if stopped is not None:
+        raise Failure(f"{console.one_line(stopped.__cause__)}; {stopped.message(queued)}") from stopped
     existing = ""
     if result.existing:
         existing = f", {result.existing} already recorded" + (
             f" ({result.requeued} of their checks not started: queued again)" if result.requeued else "")
-    click.echo(f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected{existing}")
+    click.echo(f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected{existing}; "
+               f"{result.recorded} jobs recorded, {queued} checks queued")
     if unsent is not None:
         raise Failure(f"{len(send.unsent)} check(s) recorded but not queued: {unsent}; the workers' housekeeping "
                       f"queues them when the broker is back, or run this command again")
