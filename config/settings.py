@@ -112,6 +112,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number")
         return value
 
+    @field_validator("broker_wait_seconds", "tupu_close_grace_seconds")
+    @classmethod
+    def _duration(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a number of seconds, 0 or more")
+        return value
+
     @field_validator("soe_max_attempts", "shumei_raw_max_bytes", "db_pool_size", "breaker_threshold",
                      "max_deliveries", "lease_seconds", "stale_seconds")
     @classmethod

@@ -50,6 +50,7 @@ def test_a_bad_value_in_dotenv_is_reported_the_same(tmp_path):
     ("VOXQUEUE_VENDOR_TIMEOUT", "inf", "must be a positive number"),
     ("VOXQUEUE_POLL_INTERVAL", "soon", "must be a number"),
     ("VOXQUEUE_LEASE_SECONDS", "0", "must be a positive integer"),
+    ("VOXQUEUE_BROKER_WAIT_SECONDS", "-inf", "must be a number of seconds, 0 or more"),
     ("VOXQUEUE_DB_POOL_SIZE", "-1", "must be a positive integer"),
     ("VOXQUEUE_LOG_LEVEL", "loud", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("VOXQUEUE_TENCENT_SECRET_KEY", "ab\udcffcd", "is not UTF-8 text"),  # a byte 0xff in the environment
