@@ -81,7 +81,7 @@ def test_ingest_shows_rejected_ids_and_reasons_escaped(database_url, tmp_path, o
     batch = "b\x1b[1m[red]"
     proc = run("ingest", str(manifest), "--batch", batch, env_extra=terminal() if on_terminal else None)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "batch b\\x1b[1m[red]: 0 accepted, 5 rejected\n"
+    assert proc.stdout == "batch b\\x1b[1m[red]: 0 accepted, 5 rejected; 5 jobs recorded, 0 checks queued\n"
     # On a terminal the bar's last frame (erased) comes first: look for the lines within stderr.
     assert proc.stderr.count("rejected ") == 5 and "Traceback" not in proc.stderr
     assert "rejected \\x1b[2J\\x1b[31mowned: " in proc.stderr and "rejected [red]markup: " in proc.stderr
