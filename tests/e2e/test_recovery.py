@@ -92,3 +92,29 @@ def test_a_broker_restarted_without_its_data_loses_nothing(pipeline, tmp_path, p
     finish(pipeline, media, fault_at, f"broker killed and restarted empty ({done}/{JOBS} jobs done)")
     assert worker.poll() is None, "the worker lived through the broker crash"
     assert beat.poll() is None, "the beat lived through the broker crash"
+
+
+def test_a_worker_stopped_with_sigterm_hands_back_at_once(pipeline, tmp_path):
+    """Each vendor call takes a second here, so a message of four SOE files or ten Shumei clips
+    runs for many seconds: a warm shutdown that ran them to the end would take that long."""
+    media = tmp_path / "media"
+    manifest = write_recovery_manifest(media, JOBS)
+    point_at_sandbox(pipeline)
+    pipeline.sandbox("config", {"latency_ms": 1000})
+    pipeline.start_beat()
+    leaving = pipeline.start_worker("-c", "8")
+    pipeline.cli("ingest", str(manifest))
+    wait_until(lambda: in_flight() >= 8, 60, interval=0.05)
+    pipeline.start_worker("-c", "8")
+
+    held = in_flight()
+    leaving.send_signal(signal.SIGTERM)
+    stopping = time.monotonic()
+    leaving.wait(30)
+    stopped_in = time.monotonic() - stopping
+    log = (pipeline.logs / "worker-0.log").read_text(errors="replace")
+    print(f"\nSIGTERM with {held} checks in flight: the worker stopped in {stopped_in:.1f}s")
+    assert stopped_in < 10
+    assert "handing back" in log
+    pipeline.sandbox("config", {"latency_ms": 50})
+    finish(pipeline, media, stopping, "worker stopped with SIGTERM, the other finished its work")
