@@ -8,6 +8,7 @@ timeout so several worker threads and processes can share the demo database.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 _ENGINES: dict[str, Engine] = {}
 _FACTORIES: dict[str, sessionmaker[Session]] = {}
 _LOCK = threading.Lock()
+
+
+def _new_lock_after_fork() -> None:
+    """A child forked while another thread held the lock (a worker's housekeeping thread creating
+    the engine as the prefork pool forks) would wait on it for ever: the child gets a fresh one."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def engine_for(url: str) -> Engine:

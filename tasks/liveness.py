@@ -130,6 +130,14 @@ _pid: int | None = None
 stopping = threading.Event()
 
 
+def _after_fork_in_child() -> None:  # a lock another thread held at the fork would never be released
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def start(client: redis.Redis, holding: Holding | None = None) -> Heartbeat:
     """Start this process's heartbeat (a worker process does, as it starts; again after a fork)."""
     global _current, _pid

@@ -35,20 +35,15 @@ app.add_defaults(lambda: celery_config(get_settings()))
 
 @worker_init.connect
 def _start_liveness(sender=None, **_kwargs) -> None:
-    """The worker's heartbeat, carrying which checks its messages hold, and (when it consumes
-    the housekeeping queue) its own housekeeping rounds: recovery needs no beat."""
+    """The worker's heartbeat, carrying which checks its messages hold."""
     from config.broker import shared_client
     from tasks import liveness
-    from workers.housekeeper import Housekeeper, carried_check_ids
+    from workers.housekeeper import carried_check_ids
 
     # Chosen on purpose (config.celery: worker_cancel_long_running_tasks_on_connection_loss), not a
     # warning to print at every broker reconnection (after Celery's own "always" filters).
     warnings.filterwarnings("ignore", message="\nIn Celery 5.1 we introduced", category=CPendingDeprecationWarning)
-    settings = get_settings()
-    liveness.start(shared_client(settings), holding=carried_check_ids)
-    queues = set(sender.app.amqp.queues.consume_from or sender.app.amqp.queues)
-    if HOUSEKEEPING_QUEUE in queues:
-        Housekeeper.start_for(settings)
+    liveness.start(shared_client(get_settings()), holding=carried_check_ids)
 
 
 @worker_process_init.connect
@@ -61,6 +56,19 @@ def _fresh_connections(**_kwargs) -> None:
     dispose_engines()
     liveness.start(shared_client(get_settings()))
     gc.freeze()
+
+
+@worker_ready.connect
+def _start_housekeeping(sender=None, **_kwargs) -> None:
+    """A worker that consumes the housekeeping queue runs its own rounds: recovery needs no beat.
+    Started once the pool has forked, and its first round run here, in this thread: a child
+    forked later (a prefork child replaced) must not find an import or an engine half made by
+    another thread, whose locks it would wait on for ever."""
+    from workers.housekeeper import Housekeeper
+
+    queues = set(sender.app.amqp.queues.consume_from or sender.app.amqp.queues)
+    if HOUSEKEEPING_QUEUE in queues:
+        Housekeeper.start_for(get_settings())
 
 
 @worker_ready.connect

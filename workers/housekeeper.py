@@ -34,8 +34,11 @@ class Housekeeper:
 
     @classmethod
     def start_for(cls, settings: Settings) -> Housekeeper:
+        """A round now, in the caller's thread (a worker starting after an outage; every module and
+        engine a round needs is made here), then every interval in a thread."""
         cls.stop_running()
         cls.running = keeper = cls(settings)
+        keeper._one_round()
         keeper.thread.start()
         return keeper
 
@@ -47,22 +50,23 @@ class Housekeeper:
             keeper.thread.join(1)
 
     def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._one_round()
+
+    def _one_round(self) -> None:
         from tasks.housekeeping import run_round
 
-        while True:  # a round at once (a worker starting after an outage), then every interval
-            try:
-                run_round(self.settings)
-            except INFRA_ERRORS as exc:  # the broker or the database is away: say so once
-                if not self._failing:
-                    log.warning("housekeeping round failed: %s: %s", type(exc).__name__, str(exc)[:200])
-                self._failing = True
-            except Exception as exc:  # a bug must not end the rounds: say so, go on
-                log.error("housekeeping round failed: %s: %s", type(exc).__name__, str(exc)[:200],
-                          exc_info=log.isEnabledFor(logging.DEBUG))
-            else:
-                self._failing = False
-            if self._stop.wait(self.interval):
-                return
+        try:
+            run_round(self.settings)
+        except INFRA_ERRORS as exc:  # the broker or the database is away: say so once
+            if not self._failing:
+                log.warning("housekeeping round failed: %s: %s", type(exc).__name__, str(exc)[:200])
+            self._failing = True
+        except Exception as exc:  # a bug must not end the rounds: say so, go on
+            log.error("housekeeping round failed: %s: %s", type(exc).__name__, str(exc)[:200],
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+        else:
+            self._failing = False
 
 
 def carried_check_ids() -> list[int]:
