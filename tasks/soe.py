@@ -138,9 +138,13 @@ def _evaluate_one(check_id: int, settings: Settings) -> tuple[float, Exception] 
         lease = common.take_lease(conn, check_id, settings, new_session_id=new_session_id())
         if lease is None or common.poisoned(conn, lease, settings):
             return None
-    plan = Plan.from_lease(lease)
     crashpoints.hit(lease.job.key)
     with logctx.bound(job=lease.job.key, service="soe", check_id=check_id):
+        try:
+            plan = Plan.from_lease(lease)
+        except Exception as exc:  # noqa: BLE001  (options no request can be built from: see common.unexpected)
+            common.fail_by_id(check_id, common.unexpected("soe", exc))
+            return None
         return _run(plan, settings)
 
 
