@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     broker_url: str = EMBEDDED_BROKER
     var_dir: Path = Path("var")
     callback_base_url: str | None = None
+    # Every key of ours a vendor sees (DataId, btId, forumId, callback tokens) is an HMAC under
+    # this secret; unset, the one `voxqueue db upgrade` generated and stored in the database.
+    secret_key: SecretStr | None = None
     media_base_url: str | None = None
 
     tencent_secret_id: str = ""
@@ -86,6 +89,7 @@ class Settings(BaseSettings):
         """Every configured secret, for redaction and for the tests that scan for leaks."""
         values = [
             self.tencent_secret_key, self.tencent_token, self.gme_callback_key, self.shumei_access_key,
+            self.secret_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -1,4 +1,5 @@
 from models.base import Base
+from models.deployment import DeploymentSecret
 from models.entities import (
     TERMINAL_CHECK,
     TERMINAL_JOB,
@@ -18,6 +19,7 @@ __all__ = [
     "CallbackEvent",
     "Check",
     "CheckStatus",
+    "DeploymentSecret",
     "Job",
     "JobStatus",
 ]
