@@ -19,7 +19,7 @@ from models.db import session_scope
 from tasks import common
 from tasks.infra import INFRA_ERRORS
 from tasks.status import refresh_job
-from vendors import asr, gme, shumei, tupu
+from vendors import asr, gme, safejson, shumei, tupu
 from vendors.errors import BadResponse, Disposition, VendorError
 from workers.app import app
 
@@ -91,6 +91,10 @@ def parse_event(event: CallbackEvent) -> Any:
     body = event.body
     if not isinstance(body, dict):
         raise BadResponse(event.vendor, "the stored callback is not an object")
+    try:
+        safejson.check_text(body)  # text no column can hold (a NUL: PostgreSQL refuses it)
+    except safejson.UnsafeJSON as exc:
+        raise BadResponse(event.vendor, str(exc)) from exc
     if event.vendor == "gme":
         return gme.GmeScanResult.from_dict(body)
     if event.vendor == "shumei":

@@ -81,7 +81,7 @@ class Limits:
     body_s: float = 5.0  # reading a body: a slow-loris sender gets a 408
     call_s: float = 10.0  # each database or broker call of a request (a callback: two at most)
     probe_s: float = 2.0  # each /healthz probe
-    shutdown_s: float = 5.0  # requests still running when SIGTERM came
+    shutdown_s: float = 2.0  # for requests still running at SIGTERM (aiohttp may wait twice this)
 
 
 def merge_sender(celery_app) -> Callable[[int], None]:
@@ -177,6 +177,7 @@ class Receiver:
         if future is None or future.done():
             loop = asyncio.get_running_loop()
             future = self._probing[name] = loop.run_in_executor(self.probe_executor, self.probes[name])
+            future.add_done_callback(_retrieved)  # one that ends after its request timed out is not an error
         try:
             await asyncio.wait_for(asyncio.shield(future), self.limits.probe_s)
         except Exception as exc:  # noqa: BLE001  (down is the answer; the reason is logged)
@@ -187,6 +188,11 @@ class Receiver:
     def _probe_database(self) -> None:
         with engine_for(self.settings.database_url).connect() as conn:
             conn.execute(text("SELECT 1"))
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _unavailable(vendor: str, step: str, exc: Exception) -> web.Response:
