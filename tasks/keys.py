@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import threading
 
 from config.settings import Settings
@@ -67,12 +68,14 @@ def purpose_key(purpose: str, settings: Settings) -> bytes:
 
 
 def _hex(purpose: str, message: str, settings: Settings, chars: int) -> str:
-    return hmac.new(purpose_key(purpose, settings), message.encode("utf-8"), hashlib.sha256).hexdigest()[:chars]
+    data = message.encode("utf-8", "surrogatepass")  # any row key gets a key, even one that is not text
+    return hmac.new(purpose_key(purpose, settings), data, hashlib.sha256).hexdigest()[:chars]
 
 
 def vendor_key(batch: str, row_key: str, service: str, settings: Settings) -> str:
     """The idempotency key of a job's check at a vendor (``DataId``, ``btId``, ``forumId``)."""
-    return KEY_PREFIX + _hex(IDEMPOTENCY, f"{batch}\x00{row_key}\x00{service}", settings, KEY_HEX_CHARS)
+    message = json.dumps([batch, row_key, service])  # unambiguous whatever the names hold
+    return KEY_PREFIX + _hex(IDEMPOTENCY, message, settings, KEY_HEX_CHARS)
 
 
 def callback_token(service: str, check_id: int, settings: Settings) -> str:
