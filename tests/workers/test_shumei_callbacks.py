@@ -74,7 +74,7 @@ def test_a_result_for_another_bt_id_is_not_this_checks(delivered):
 
 
 def test_a_failure_after_the_result_changes_nothing(receiver, delivered):
-    event, check = delivered(shumei_body(BT_ID, "k"))
+    _, check = delivered(shumei_body(BT_ID, "k"))
     assert check.status == "done"
     again = receiver.post(receiver.shumei_path(check.id), json={"code": 1905, "requestId": REQUEST_ID})
     assert again.status_code == 200
