@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from config.broker import broker_url, redis_client
 from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
@@ -28,6 +29,7 @@ from vendors.shumei import ShumeiResult
 from workers.app import app
 
 RAW_FORMATS = {".wav": "wav", ".mp3": "mp3", ".pcm": "pcm", ".raw": "pcm"}
+QUERY_GAP_S = 10
 
 
 def describe(lease: Lease) -> dict[str, Any]:
@@ -73,11 +75,11 @@ def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
 def query(self, check_id: int) -> None:
     """Ask Shumei for one check's result now (an unauthenticated callback named it).
 
-    Only a running check whose poll is due is asked (the receiver made it due): a
-    poll round that got there first leaves nothing to do.
+    At most once per :data:`QUERY_GAP_S` per check, whichever worker or receiver asks:
+    a flood of such callbacks costs the vendor one query.
     """
-    bt_id = _due_bt_id(check_id)
-    if bt_id is None:
+    bt_id = _running_bt_id(check_id)
+    if bt_id is None or not _first_query(check_id):
         return
     try:
         take("shumei", max_wait=5.0)
@@ -89,11 +91,18 @@ def query(self, check_id: int) -> None:
     _record_answer(check_id, result)
 
 
-def _due_bt_id(check_id: int) -> str | None:
+def _running_bt_id(check_id: int) -> str | None:
     with session_scope() as session:
         return session.scalar(select(Check.vendor_task_id).where(
-            Check.id == check_id, Check.service == "shumei", Check.status == CheckStatus.RUNNING.value,
-            Check.next_poll_at <= utcnow()))
+            Check.id == check_id, Check.service == "shumei", Check.status == CheckStatus.RUNNING.value))
+
+
+def _first_query(check_id: int) -> bool:
+    client = redis_client(broker_url(get_settings()))
+    try:
+        return bool(client.set(f"voxqueue:shumei-query:{check_id}", "1", nx=True, ex=QUERY_GAP_S))
+    finally:
+        client.close()
 
 
 def _record_answer(check_id: int, result: ShumeiResult | VendorError | None) -> None:

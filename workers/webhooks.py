@@ -4,9 +4,8 @@ Each callback is read (at most :data:`MAX_BODY` bytes, within ``Limits.body_s``)
 identified and verified (:mod:`workers.webhook_views`), stored as one
 :class:`CallbackEvent` and answered at once; the merge into its check is a Celery task
 sent by name *after* the row is committed. Only what passed authentication is stored:
-an unauthenticated Shumei callback stores nothing, it makes the check it names due for
-a poll and sends ``voxqueue.shumei.query`` for it (once per query: a flood of them asks
-the vendor once). Database and broker calls block, so they run in a thread pool, each
+an unauthenticated Shumei callback stores nothing; it sends ``voxqueue.shumei.query`` for
+the running check it names (once per ``SIGNAL_GAP_S``: a flood of them asks the vendor once). Database and broker calls block, so they run in a thread pool, each
 within ``Limits.call_s``: a database or broker that accepts connections and never
 answers costs the vendor a 503 (it delivers again), never a hang. Refusals are logged
 with the vendor and a reason only.
@@ -24,6 +23,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,12 +33,11 @@ import redis
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import select, text
 
 from config.broker import broker_url
 from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, CheckStatus
-from models.base import utcnow
 from models.db import engine_for, session_scope
 from vendors.asr import CALLBACK_ACK
 from workers.webhook_views import (
@@ -62,6 +61,8 @@ MERGE_QUEUE = "callbacks"
 QUERY_TASK = "voxqueue.shumei.query"
 OK = {"ok": True}
 BROKER_SOCKET_TIMEOUT_S = 5.0
+SIGNAL_GAP_S = 10.0  # one query per check per gap, however many unauthenticated callbacks name it
+MAX_REMEMBERED = 10_000
 STARTUP_S = 15.0
 View = Callable[[Delivery, Verifiers], Inbound | Signal]
 CHECK = r"{check_id:[0-9]{1,18}}/{token}"
@@ -115,6 +116,18 @@ class Receiver:
         self.executor: ThreadPoolExecutor | None = None
         self.probe_executor: ThreadPoolExecutor | None = None
         self._probing: dict[str, asyncio.Future] = {}
+        self._asked: dict[int, float] = {}  # check id -> when its query was sent (monotonic)
+
+    def _first_ask(self, check_id: int) -> bool:
+        """Whether to send a query for the check: not when one went in the last SIGNAL_GAP_S (a
+        flood of signals sends one; the task itself asks at most once a gap across processes)."""
+        now = time.monotonic()
+        if now - self._asked.get(check_id, -SIGNAL_GAP_S) < SIGNAL_GAP_S:
+            return False
+        if len(self._asked) >= MAX_REMEMBERED:
+            self._asked = {c: t for c, t in self._asked.items() if now - t < SIGNAL_GAP_S}
+        self._asked[check_id] = now
+        return True
 
     async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the pool, within ``Limits.call_s`` (:class:`TimeoutError` after)."""
@@ -154,8 +167,8 @@ class Receiver:
         """An unauthenticated callback: nothing stored; the check it names is asked about."""
         step = "signal"
         try:
-            check_id = await self.blocking(make_due, inbound, self.settings.database_url)
-            if check_id is not None:
+            check_id = await self.blocking(signalled_check, inbound, self.settings.database_url)
+            if check_id is not None and self._first_ask(check_id):
                 step = "enqueue"
                 await self.blocking(self.query, check_id)
         except Exception as exc:  # noqa: BLE001  (as in accept)
@@ -239,24 +252,17 @@ def store(inbound: Inbound, database_url: str) -> tuple[int, str]:
         return event.id, event.state
 
 
-def make_due(inbound: Signal, database_url: str) -> int | None:
-    """The running check the signal names, now due for a poll; None when there is none, or when
-    its poll is already due (a query is on its way: the next one waits for its answer)."""
+def signalled_check(inbound: Signal, database_url: str) -> int | None:
+    """The running, submitted check a signal names (by ``btId``, or for a failure, which names
+    none, by the ``requestId`` recorded at submission), or None."""
     with session_scope(database_url) as session:
         query = select(Check.id).where(Check.service == inbound.vendor, Check.status == CheckStatus.RUNNING.value,
                                        Check.vendor_task_id.is_not(None))
         if inbound.bt_id is not None:
             query = query.where(Check.vendor_task_id == inbound.bt_id)
-        else:  # a failure names no btId, only the requestId recorded at submission
+        else:
             query = query.where(Check.result["requestId"].as_string() == inbound.request_id)
-        check_id = session.scalar(query.order_by(Check.id).limit(1))
-        if check_id is None:
-            return None
-        now = utcnow()
-        made = session.execute(update(Check).where(Check.id == check_id)
-                               .where(or_(Check.next_poll_at.is_(None), Check.next_poll_at > now))
-                               .values(next_poll_at=now))
-        return check_id if made.rowcount else None
+        return session.scalar(query.order_by(Check.id).limit(1))
 
 
 def _matching_check(session, inbound: Inbound) -> int | None:
