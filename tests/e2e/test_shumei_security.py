@@ -18,7 +18,12 @@ from models import CallbackEvent, Check, Job
 from models.db import session_scope
 from models.deployment import stored_secret
 from sandbox.moderation import verdict_for
-from tests.moderation_env import moderation_env, point_at_sandbox, start_webhooks, write_moderation_manifest
+from tests.moderation_env import (
+    moderation_env,
+    point_at_sandbox,
+    start_webhooks,
+    write_moderation_manifest,
+)
 from tests.pipeline import wait_until
 
 pytestmark = [pytest.mark.e2e]
