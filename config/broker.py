@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config.settings import EMBEDDED_BROKER, Settings
 
@@ -26,11 +28,32 @@ def broker_url(settings: Settings) -> str:
     return "redis+socket://" + str(ensure_embedded_redis(settings.var_dir))
 
 
+# Every command to the broker gives up after this long: a broker that accepts connections and
+# never answers (a hung server, a half-open connection) must not hang a process.
+TIMEOUT_S = 5.0
+CLIENT_OPTIONS = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "health_check_interval": 10}
+
+
 def redis_client(url: str) -> redis.Redis:
-    """A redis-py client for a broker URL (``redis://`` or ``redis+socket://``)."""
+    """A redis-py client for a broker URL (``redis://`` or ``redis+socket://``), with timeouts and
+    no retries of its own (redis-py's default of three made one command to a broker that never
+    answers take 20 s): every caller here has its own next attempt."""
+    options = {**CLIENT_OPTIONS, "retry": Retry(NoBackoff(), 0)}
     if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
-    return redis.Redis.from_url(url)
+        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
+    return redis.Redis.from_url(url, **options)
+
+
+_shared: dict[tuple[str, int], redis.Redis] = {}
+
+
+def shared_client(settings: Settings) -> redis.Redis:
+    """One client (one connection pool) per broker URL per process, shared by its threads."""
+    key = (broker_url(settings), os.getpid())
+    client = _shared.get(key)
+    if client is None:
+        client = _shared.setdefault(key, redis_client(key[0]))
+    return client
 
 
 def _alive(sock: Path) -> bool:

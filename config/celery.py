@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kombu import Queue
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from config.broker import broker_url
+from config.broker import CLIENT_OPTIONS, TIMEOUT_S, broker_url
 from config.settings import SERVICES, Settings
 
 POLL_QUEUE = "poll"
@@ -49,7 +51,15 @@ def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+        "broker_connection_max_retries": None,  # a worker waits for its broker for as long as it takes
+        "broker_connection_timeout": TIMEOUT_S,
+        # Every broker command times out (a broker that accepts and never answers must not hang a
+        # process); kombu's BRPOP waits 1 s, well inside it.
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT, **CLIENT_OPTIONS},
+        # Tasks publish their retries with a short retry of their own; producers (ingest, retry,
+        # housekeeping) wait longer, up to VOXQUEUE_BROKER_WAIT_SECONDS (tasks.dispatch).
+        "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
+                                      "interval_max": 1.0},
         "result_backend": None,
         "task_ignore_result": True,
         "task_queues": [Queue(name) for name in QUEUES],
@@ -59,6 +69,9 @@ def celery_config(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # A task running when the broker connection drops goes on: it is idempotent and records
+        # its outcome in the database; its message is redelivered or sent again by housekeeping.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         # Task events (received/started/succeeded: three Redis publishes per task, a tenth of a
         # worker's CPU) only while someone watches: Flower turns them on in every worker when it
         # starts and every few seconds after (`voxqueue flower`); `voxqueue worker --events`
@@ -71,6 +84,7 @@ def celery_config(settings: Settings) -> dict:
         "beat_schedule": beat_schedule(settings),
         "redbeat_redis_url": url.replace("redis+socket://", "unix://"),
         "redbeat_key_prefix": "voxqueue:redbeat:",
+        "redbeat_redis_options": {**CLIENT_OPTIONS, "retry": Retry(NoBackoff(), 0)},  # workers.beat retries
         "redbeat_lock_timeout": 30,
         "beat_max_loop_interval": 5,
     }

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
+from typing import Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("soe", "gme", "shumei", "tupu", "asr")
 EMBEDDED_BROKER = "embedded"
+ENV_PREFIX = "VOXQUEUE_"
+ENV_FILE = ".env"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used: which variable, and what is wrong with it, never its value
+    (a value may be a secret, and pydantic's own message quotes it)."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="VOXQUEUE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX, env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
     )
 
     database_url: str = "sqlite:///var/voxqueue.db"
@@ -55,6 +65,8 @@ class Settings(BaseSettings):
     tupu_secret_id: str | None = None
     tupu_private_key: Path | None = None
     tupu_public_key: Path | None = None
+    # A closed stream whose end callback has not come after this long ends with the verdict it has.
+    tupu_close_grace_seconds: float = 300.0
 
     # Shared per-vendor request limits (requests per second across every worker).
     soe_qps: float = 50.0
@@ -68,19 +80,62 @@ class Settings(BaseSettings):
     breaker_threshold: int = 10  # retryable failures in 30 s that open a vendor's circuit
     breaker_cooldown: float = 10.0  # seconds a vendor's work steps aside once its circuit opens
     max_deliveries: int = 5  # a message that kills its worker this often fails its check
-    lease_seconds: int = 300  # running work whose lease lapsed is re-enqueued by housekeeping
-    stale_seconds: int = 600  # a pending check untouched this long, its queue empty, is re-enqueued
-    housekeeping_interval: float = 30.0  # seconds between housekeeping rounds on the beat
+    lease_seconds: int = 300  # the last backstop: a claim whose lease lapsed goes again (a stuck worker)
+    stale_seconds: int = 15  # a check waiting this long for a message no live worker holds, its queue empty
+    housekeeping_interval: float = 5.0  # seconds between housekeeping rounds (workers and beat)
+    broker_wait_seconds: float = 15.0  # how long a producer retries an unreachable broker before it gives up
     poll_interval: float = 2.0  # seconds between polling rounds on the beat
     log_json: bool = False
     log_level: str = "INFO"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _utf8(cls, value: Any) -> Any:
+        """A byte that is not UTF-8 in the environment arrives as a lone surrogate, which would
+        fail far from here (signing a request, connecting to the database)."""
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("is not UTF-8 text") from None
+        return value
 
     @field_validator("soe_chunk_bytes")
     @classmethod
     def _even_chunks(cls, value: int) -> int:
         if value < 2:
-            raise ValueError("VOXQUEUE_SOE_CHUNK_BYTES must be at least 2")
+            raise ValueError("must be at least 2")
         return value - (value % 2)  # a chunk never splits a 16-bit sample
+
+    @field_validator("soe_qps", "gme_qps", "shumei_qps", "tupu_qps", "asr_qps", "vendor_timeout",
+                     "breaker_cooldown", "housekeeping_interval", "poll_interval")
+    @classmethod
+    def _positive_number(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:  # nan would pass every comparison below
+            raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("broker_wait_seconds", "tupu_close_grace_seconds")
+    @classmethod
+    def _duration(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a number of seconds, 0 or more")
+        return value
+
+    @field_validator("soe_max_attempts", "shumei_raw_max_bytes", "db_pool_size", "breaker_threshold",
+                     "max_deliveries", "lease_seconds", "stale_seconds")
+    @classmethod
+    def _positive_integer(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be a positive integer")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value
 
     def qps(self, service: str) -> float:
         return float(getattr(self, f"{service}_qps"))
@@ -96,7 +151,50 @@ class Settings(BaseSettings):
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, or :class:`SettingsError` saying what is wrong with them."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+    except UnicodeDecodeError:  # the only text read from a file is the .env
+        raise SettingsError(_not_utf8(Path(ENV_FILE))) from None
+    except OSError as exc:
+        raise SettingsError(f"{Path(ENV_FILE).absolute()}: cannot be read ({exc.strerror})") from None
+
+
+# pydantic's error types, in words that fit after the variable's name.
+_PROBLEMS = {
+    "int_parsing": "must be an integer", "int_from_float": "must be an integer", "int_type": "must be an integer",
+    "float_parsing": "must be a number", "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_parsing": "must be true or false", "bool_type": "must be true or false",
+    "string_type": "must be text", "path_type": "must be a path", "missing": "must be set",
+}
+
+
+def describe(error: ValidationError) -> str:
+    """Every problem on one line, as ``VOXQUEUE_NAME: what is wrong``; no value, no URL."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = (ENV_PREFIX + str(item["loc"][0]).upper()) if item["loc"] else "settings"
+        problems.append(f"{name}: {_problem(item)}")
+    return "; ".join(problems)
+
+
+def _problem(item: Any) -> str:
+    if item["type"] == "value_error":  # our validators' own words
+        return str(item["ctx"]["error"])
+    return _PROBLEMS.get(item["type"]) or item["msg"].replace("Input should be", "must be")
+
+
+def _not_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"{path.absolute()}: line {line} is not UTF-8 text"
+    return f"{path.absolute()}: is not UTF-8 text"
 
 
 def reset_settings() -> None:

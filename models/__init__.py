@@ -9,6 +9,7 @@ from models.entities import (
     CheckStatus,
     Job,
     JobStatus,
+    Marker,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "DeploymentSecret",
     "Job",
     "JobStatus",
+    "Marker",
 ]

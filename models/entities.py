@@ -28,6 +28,7 @@ class JobStatus(str, enum.Enum):
 class CheckStatus(str, enum.Enum):
     PENDING = "pending"  # recorded, not yet sent
     RUNNING = "running"  # being sent, or sent and awaiting the vendor's result
+    CLOSING = "closing"  # a live stream closed by us, its vendor still judging what it pulled
     DONE = "done"
     FAILED = "failed"
 
@@ -100,11 +101,13 @@ class Check(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_reason: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None]
+    holder: Mapped[str | None] = mapped_column(String(96))  # the process holding (or last holding) the lease
     next_poll_at: Mapped[dt.datetime | None]
     deadline_at: Mapped[dt.datetime | None]
     created_at: Mapped[created]
     updated_at: Mapped[updated]
     finished_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None]  # a live stream: when the vendor accepted our close
 
     job: Mapped[Job] = relationship(back_populates="checks")
 
@@ -124,3 +127,13 @@ class CallbackEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[created]
     merged_at: Mapped[dt.datetime | None]
+
+
+class Marker(Base):
+    """A named value the deployment's processes share (the broker epoch housekeeping last saw)."""
+
+    __tablename__ = "markers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[updated]

@@ -16,7 +16,7 @@ MODERATION = ("gme", "shumei", "tupu", "asr")
 def iter_jobs(session: Session, batch: str | None = None, page: int = 500) -> Iterator[Job]:
     """Jobs with their checks, in ingestion order, a page at a time (bounded memory)."""
     query = select(Job).join(Batch).options(selectinload(Job.checks), selectinload(Job.batch))
-    if batch:
+    if batch is not None:  # "" is a name (of no batch), not "every batch"
         query = query.where(Batch.name == batch)
     query = query.order_by(Job.batch_id, Job.seq)
     last = (0, 0)

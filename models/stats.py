@@ -17,6 +17,7 @@ class BatchCounts:
     batch: str
     jobs: dict[str, int] = field(default_factory=dict)
     checks: dict[str, dict[str, int]] = field(default_factory=dict)  # service -> status -> n
+    closing: dict[str, int] = field(default_factory=dict)  # service -> streams closing (counted running)
     oldest_pending: dict[str, dt.timedelta] = field(default_factory=dict)  # service -> age
 
     @property
@@ -45,7 +46,11 @@ def counts(session: Session, batch: str) -> BatchCounts | None:
     )
     now = utcnow()
     for service, status, n, oldest in session.execute(checks):
-        result.checks.setdefault(service, {})[status] = n
+        if status == CheckStatus.CLOSING.value:  # still running for its job, until the stream ends
+            result.closing[service] = n
+            status = CheckStatus.RUNNING.value
+        states = result.checks.setdefault(service, {})
+        states[status] = states.get(status, 0) + n
         if status == CheckStatus.PENDING.value and oldest is not None:
             result.oldest_pending[service] = now - _aware(oldest)
     return result

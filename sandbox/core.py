@@ -80,6 +80,9 @@ class SandboxConfig:
     callback_signing: str = "valid"  # "valid" | "forged" (wrong key) | "corrupt" (body altered)
     callback_retry_s: float = 1.0  # the n-th callback retry waits n times this (capped at 12x)
     tupu_stream_duration_s: float = 5.0  # a stream that is never closed ends by itself
+    # A stream closed before its result: None sends none; a number of seconds judges the audio
+    # already pulled and sends its result that long after the close answer, before the end.
+    tupu_result_after_close_s: float | None = None
     shumei_raw_max_bytes: int = 6 * 1024 * 1024  # base64 RAW content (the seed's 6 MB)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -96,6 +99,10 @@ def _rules(items: list[dict[str, Any]]) -> list[FaultRule]:
 
 def _seed(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _optional_seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 SIGNING_MODES = ("valid", "forged", "corrupt")
@@ -119,6 +126,7 @@ RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
     "callback_retry_s": float,
     "fetch_timeout_s": float,
     "tupu_stream_duration_s": float,
+    "tupu_result_after_close_s": _optional_seconds,
 }
 
 

@@ -10,7 +10,10 @@ is at ``GET /_sandbox/tupu/public-key``).
 A stream runs until closed or ``tupu_stream_duration_s``: after ``result_delay_s``
 a non-PASS verdict of its URL (:func:`sandbox.moderation.verdict_for`) is POSTed as
 a violation (callbackRules 1 and 3 also get a PASS result); callbackRules 2 and 3
-get ``{"status": "end"}`` when it ends. ``forumId`` is the idempotency key: a
+get ``{"status": "end"}`` when it ends. A stream closed before its result sends
+none, unless ``tupu_result_after_close_s`` is set: then, as the real vendor does
+with the audio it already pulled, the result comes that long after the close
+answer, and the end callback after it. ``forumId`` is the idempotency key: a
 duplicate is counted but, as with the real vendor, starts another task.
 
 Error codes are the sandbox's own (the seed lists none); answers are HTTP 200.
@@ -169,15 +172,21 @@ class TupuService(ModerationService):
     async def _run(self, task: Task, delay: float) -> None:
         started, closed = time.monotonic(), self.closed[task.task_id]
         if not await _closed_within(closed, delay):
-            task.finish(self.name)
-            if task.verdict != PASS or task.info["rules"] in (1, 3):
-                await self._send(task, violation(task))
+            await self._judge(task)
+        elif self.config.tupu_result_after_close_s is not None:  # what it pulled before the close
+            await asyncio.sleep(self.config.tupu_result_after_close_s)
+            await self._judge(task)
         remaining = self.config.tupu_stream_duration_s - (time.monotonic() - started)
         if not await _closed_within(closed, remaining):
             task.info["status"] = "ended"
         if task.info["rules"] in (2, 3):
             end = {"code": END_CODE, "requestId": task.task_id, "status": "end"}
             await self._send(task, end | _stamp())
+
+    async def _judge(self, task: Task) -> None:
+        task.finish(self.name)
+        if task.verdict != PASS or task.info["rules"] in (1, 3):
+            await self._send(task, violation(task))
 
     async def _send(self, task: Task, data: dict[str, Any]) -> None:
         body = json.dumps(await self.keys.envelope(data, self.config.callback_signing)).encode()

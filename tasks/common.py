@@ -20,7 +20,7 @@ from tasks.status import refresh_job
 from vendors.errors import VendorError
 
 __all__ = ["ACTIVE", "Lease", "complete", "fail", "fail_by_id", "finish", "poisoned", "release", "renew",
-           "take_lease"]
+           "take_lease", "unexpected"]
 
 log = logging.getLogger("voxqueue.tasks")
 
@@ -40,6 +40,15 @@ def fail_by_id(check_id: int, error: VendorError) -> None:
         check = session.get(Check, check_id)
         if check is not None and check.status in ACTIVE:
             fail(check, error.reason, error.summary())
+
+
+def unexpected(service: str, exc: Exception) -> VendorError:
+    """An exception no rule expected (a bug, or an input that cannot be turned into a request):
+    the check fails at once with the exception's class as its reason, instead of waiting for
+    its lease to lapse and its deliveries to run out."""
+    log.error("%s: unexpected %s: %s", service, type(exc).__name__, str(exc)[:200],
+              exc_info=log.isEnabledFor(logging.DEBUG))
+    return VendorError(service, type(exc).__name__, f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def complete(session: Session, check: Check, **values: Any) -> None:

@@ -6,13 +6,27 @@ Messages go out in pipelined groups (one Redis round trip per ``PIPELINE``
 messages) and queues are declared once per call, not once per message; a
 failure part-way leaves the rest pending in the database, where housekeeping
 finds them (``tasks.housekeeping``: lost messages).
+
+A broker that does not answer is waited for, with a bounded backoff, up to
+``VOXQUEUE_BROKER_WAIT_SECONDS``; then :class:`BrokerUnavailable` says so. The
+checks are recorded either way: they are sent when the broker is back (by
+housekeeping, or by the producer run again). :class:`Deferred` is the producers'
+enqueue: once the broker failed, it keeps what it could not send and tries again
+at the end, so an ingest outlives a short outage instead of stopping at it.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 
+import redis
+from kombu.exceptions import InconsistencyError, OperationalError
 from sqlalchemy import select
+
+log = logging.getLogger("voxqueue.dispatch")
+BROKER_ERRORS = (OperationalError, InconsistencyError, redis.RedisError, ConnectionError, TimeoutError)
 
 TASK_FOR = {
     "soe": "voxqueue.soe.evaluate",
@@ -44,22 +58,57 @@ def group_size(service: str, count: int) -> int:
     return size if count >= from_count else 1
 
 
-def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False) -> int:
+class BrokerUnavailable(Exception):
+    """The broker did not take the messages within ``VOXQUEUE_BROKER_WAIT_SECONDS``."""
+
+    def __init__(self, waited: float, cause: Exception) -> None:
+        self.waited = waited
+        super().__init__(f"the broker did not answer for {waited:.0f}s ({type(cause).__name__}: {str(cause)[:120]})")
+
+
+def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: float | None = None) -> int:
     """Send the tasks for (check id, service) pairs; return how many messages were sent.
 
     ``alone``: one check to a message, whatever the service (checks a dead delivery held:
-    see :func:`tasks.leases.take_leases`)."""
-    from workers.app import app
+    see :func:`tasks.leases.take_leases`). An unreachable broker is tried again with a
+    backoff for up to ``budget`` seconds (``VOXQUEUE_BROKER_WAIT_SECONDS``; 0: one try),
+    then :class:`BrokerUnavailable` is raised; a send interrupted part-way is sent whole
+    again (a duplicate message is harmless)."""
+    from config.settings import get_settings
+    from vendors.http import backoff
 
     pairs = list(pairs)
+    if not pairs:
+        return 0
     labels = job_labels([check_id for check_id, _ in pairs])
+    budget = get_settings().broker_wait_seconds if budget is None else budget
+    started, attempt = time.monotonic(), 0
+    while True:
+        try:
+            return _send(pairs, labels, alone)
+        except BROKER_ERRORS as exc:
+            attempt += 1
+            waited = time.monotonic() - started
+            pause = backoff(attempt, base=0.5, cap=4.0)
+            if waited + pause > budget:
+                raise BrokerUnavailable(waited, exc) from exc
+            if attempt == 1:
+                log.warning("the broker does not answer (%s); trying again for up to %.0fs", type(exc).__name__,
+                            budget)
+            time.sleep(pause)
+
+
+def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> int:
+    from workers.app import app
+
     by_service: dict[str, list[int]] = {}
     for check_id, service in pairs:
         by_service.setdefault(service, []).append(check_id)
     sent = 0
     with app.producer_or_acquire() as producer, producer.batch(max_size=PIPELINE):
-        for service in by_service:  # once here, not once per message (kombu's default)
-            producer.maybe_declare(app.amqp.queues[service])
+        for service in by_service:  # once here, not once per message (kombu's default); always, not
+            # maybe_declare's cached "declared": a broker that lost its data lost the queue bindings
+            app.amqp.queues[service](producer.channel).declare()
         for service, ids in by_service.items():
             size = 1 if alone else group_size(service, len(ids))
             for start in range(0, len(ids), size):
@@ -70,9 +119,41 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False) -> int:
                 else:
                     args, label = [group], _group_label(group, labels, service)
                 app.send_task(TASK_FOR[service], args=args, queue=service, producer=producer, declare=[],
-                              argsrepr=label)
+                              argsrepr=label, retry=False)  # enqueue's own wait retries
                 sent += 1
     return sent
+
+
+class Deferred:
+    """``enqueue`` for a producer that records as it goes (ingest): the broker is waited for once,
+    up to ``VOXQUEUE_BROKER_WAIT_SECONDS``; after that, what follows is kept, and :meth:`flush`
+    tries once more at the end, so a short outage costs one wait and a long one a clear error."""
+
+    def __init__(self) -> None:
+        self.unsent: list[tuple[int, str]] = []
+        self.sent = 0
+        self.failing_since = 0.0
+
+    def __call__(self, pairs: list[tuple[int, str]]) -> None:
+        if self.unsent:
+            self.unsent += pairs
+            return
+        started = time.monotonic()
+        try:
+            self.sent += enqueue(pairs)
+        except BrokerUnavailable:
+            self.unsent += pairs
+            self.failing_since = started
+
+    def flush(self) -> None:
+        """Send what the broker did not take, in one last try (raises :class:`BrokerUnavailable`)."""
+        if not self.unsent:
+            return
+        try:
+            self.sent += enqueue(self.unsent, budget=0)
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(time.monotonic() - self.failing_since, exc.__cause__ or exc) from exc
+        self.unsent = []
 
 
 def _group_label(ids: list[int], labels: dict[int, str], service: str) -> str:

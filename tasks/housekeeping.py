@@ -1,89 +1,214 @@
-"""Housekeeping on the beat: work that lost its worker or its message is sent again.
+"""Housekeeping: work that lost its worker or its message is sent again, within seconds.
 
-Three kinds of stranded check, each re-enqueued (a duplicate message is
-harmless: the claim lets one delivery work and drops the other):
-- an active check whose lease lapsed: its worker died mid-work. It goes alone
-  in its message, where the claim charges it the death (a group could not tell
-  which of its checks killed the worker: :func:`tasks.leases.take_leases`);
-- a pending check untouched for ``stale_seconds`` while its queue is empty:
-  its message was lost (a broker restart without persistence);
-- a running check with no lease and nothing submitted, untouched for
-  ``stale_seconds`` plus the longest retry countdown: its retry message was lost.
-A stored callback event not merged a minute later has its merge sent again.
+A round runs every ``VOXQUEUE_HOUSEKEEPING_INTERVAL`` seconds in every worker
+that consumes the housekeeping queue (a thread: ``workers.app``) and on the beat
+(the ``voxqueue.housekeeping.recover`` task); a lock in Redis lets one round run
+at a time, so a batch recovers with any one of them alive. A duplicate message
+is harmless: the claim lets one delivery work and drops the other. A round:
+
+1. *The broker.* A marker key (:data:`EPOCH_KEY`) lives in the broker. When it
+   is gone, the broker lost its data (a restart without persistence, a flush):
+   every check waiting for a message (pending, or waiting for a retry) is sent
+   again at once, and so is every stored callback not yet merged.
+2. *Dead workers* (:mod:`tasks.liveness`): a holder whose heartbeat lapsed is
+   gone. The checks it held go again alone in their messages, where the claim
+   charges them the death (a group cannot tell which of its checks killed the
+   worker: :func:`tasks.leases.take_leases`); the checks its unfinished
+   messages carried go again in groups. For a short while after the broker lost
+   its data no holder counts as dead: the heartbeats went with the data and
+   come back within :data:`tasks.liveness.BEAT_S`.
+3. *Lapsed leases*: the last backstop (a worker alive but stuck on one check).
+4. *Lost messages*: a check waiting for a message for ``VOXQUEUE_STALE_SECONDS``,
+   its service's queue empty, and in no live worker's messages (each writes
+   which checks its messages carry): the message was lost.
+5. *Callbacks* stored but not merged a minute later: their merge is sent again.
+6. *Closed live streams* whose end callback did not come within the grace period end
+   (:func:`tasks.streams.end_overdue`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select
+import redis
+from sqlalchemy import and_, or_, select, update
 
-from config.broker import broker_url, redis_client
-from config.settings import get_settings
-from models import CallbackEvent, Check, CheckStatus
+from config.broker import shared_client
+from config.settings import Settings, get_settings
+from models import CallbackEvent, Check, Marker
 from models.base import utcnow
-from models.db import session_scope
+from models.db import session_scope, transaction
+from tasks import liveness, streams
 from tasks.common import ACTIVE
-from tasks.dispatch import enqueue
+from tasks.dispatch import TASK_FOR, enqueue
+from tasks.leases import ENDED
+from tasks.locks import round_lock
 from workers.app import app
 
 log = logging.getLogger("voxqueue.housekeeping")
 
-MAX_COUNTDOWN_S = 300
+LOCK_KEY = "voxqueue:housekeeping-lock"
+EPOCH_KEY = "voxqueue:broker-epoch"
+UNMERGED_AFTER_S = 60
+LIMIT = 5000  # checks re-enqueued per round at most (the next round takes the rest)
 
 
-def stranded(limit: int = 2000) -> list[tuple[int, str, bool]]:
-    """(check id, service, whether a dead delivery held it) for every stranded check."""
-    settings = get_settings()
+@dataclass
+class Round:
+    """What one round found and sent again."""
+
+    broker_lost: bool = False
+    dead: list[str] = field(default_factory=list)  # holders whose heartbeat lapsed
+    alone: list[tuple[int, str]] = field(default_factory=list)  # checks a dead delivery held
+    grouped: list[tuple[int, str]] = field(default_factory=list)  # checks whose message was lost
+    merges: list[int] = field(default_factory=list)
+    streams_ended: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.alone) + len(self.grouped) + len(self.merges) + self.streams_ended
+
+
+def run_round(settings: Settings | None = None) -> Round | None:
+    """One round under the lock; None when another process holds it."""
+    settings = settings or get_settings()
+    client = shared_client(settings)
+    with round_lock(client, LOCK_KEY) as lock:
+        if not lock.held:
+            return None
+        found = _round(client, settings)
+    _send(found)
+    return found
+
+
+def _round(client: redis.Redis, settings: Settings) -> Round:
+    found = Round(broker_lost=_broker_lost(client))
     now = utcnow()
-    stale = now - dt.timedelta(seconds=settings.stale_seconds)
-    lost_retry = stale - dt.timedelta(seconds=MAX_COUNTDOWN_S)
-    idle = empty_queues()
+    holders = liveness.known(client) | _holders_in_db(now)
+    live = liveness.alive(client, holders)
+    dead = set() if _heartbeats_returning(client) else holders - live
+    carried = liveness.holdings(client, live | dead)
+    in_flight = set().union(*(carried.get(h, set()) for h in live))
+    found.dead = sorted(dead)
+    found.alone = sorted(set(_expire_leases(dead, now) + _lapsed(now)))
+    taken = {check_id for check_id, _ in found.alone}
+    orphans = set().union(*(carried.get(h, set()) for h in dead)) - in_flight
+    waiting = _waiting(now, settings, client, everything=found.broker_lost, among=orphans)
+    found.grouped = [(i, s) for i, s in waiting if i not in in_flight and i not in taken]
+    found.merges = _unmerged(now, everything=found.broker_lost)
+    found.streams_ended = streams.end_overdue()  # closed streams whose end callback never came
+    liveness.forget(client, dead)
+    return found
+
+
+def _send(found: Round) -> None:
+    if found.broker_lost:
+        log.warning("the broker lost its data: sending every waiting check and callback again")
+    if found.dead:
+        log.warning("workers gone (heartbeat lapsed): %s", ", ".join(found.dead))
+    if found.alone or found.grouped:
+        log.warning("re-enqueueing stranded checks", extra={"count": len(found.alone) + len(found.grouped),
+                                                            "held": len(found.alone), "lost": len(found.grouped)})
+    if found.alone:
+        enqueue(found.alone, alone=True)
+    if found.grouped:
+        enqueue(found.grouped)
+    for event_id in found.merges:
+        app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
+
+
+def _broker_lost(client: redis.Redis) -> bool:
+    """True when the broker lost its data: its epoch marker is gone, and the database remembers
+    the one it had (a broker new to the deployment has none to lose)."""
+    if client.exists(EPOCH_KEY):
+        return False
+    epoch = f"{client.time()[0]}:{secrets.token_hex(4)}"
+    if not client.set(EPOCH_KEY, epoch, nx=True):
+        return False  # another process's round saw it first
     with session_scope() as session:
-        rows = session.execute(
-            select(Check.id, Check.service, Check.lease_until.is_not(None))
-            .where(Check.status.in_(ACTIVE))
-            .where(or_(
-                Check.lease_until < now,
-                and_(Check.status == CheckStatus.PENDING.value, Check.lease_until.is_(None),
-                     Check.updated_at < stale, Check.service.in_(idle)),
-                and_(Check.status == CheckStatus.RUNNING.value, Check.lease_until.is_(None),
-                     Check.vendor_task_id.is_(None), Check.updated_at < lost_retry),
-            ))
-            .order_by(Check.id).limit(limit)
-        )
-        return [(check_id, service, bool(held)) for check_id, service, held in rows]
+        marker = session.get(Marker, EPOCH_KEY)
+        known = marker is not None
+        if marker is None:
+            session.add(Marker(name=EPOCH_KEY, value=epoch))
+        else:
+            marker.value = epoch
+    return known
 
 
-def empty_queues() -> list[str]:
+def _heartbeats_returning(client: redis.Redis) -> bool:
+    """Whether the broker's epoch began so recently that live workers may not have beaten since
+    (after a loss of its data, every heartbeat went with it)."""
+    epoch = client.get(EPOCH_KEY)
+    if epoch is None:
+        return True
+    began = int(epoch.split(b":")[0] if isinstance(epoch, bytes) else epoch.split(":")[0])
+    return client.time()[0] - began < liveness.TTL_S + 2 * liveness.BEAT_S
+
+
+def _holders_in_db(now: dt.datetime) -> set[str]:
+    with session_scope() as session:
+        query = (select(Check.holder).distinct().where(Check.status.in_(ACTIVE), Check.lease_until >= now,
+                                                       Check.holder.is_not(None)))
+        return set(session.scalars(query))
+
+
+def _expire_leases(dead: Iterable[str], now: dt.datetime) -> list[tuple[int, str]]:
+    """End the leases the dead holders held: the next claim counts the death, as for a lapsed one."""
+    dead = sorted(dead)
+    return _end_leases(Check.holder.in_(dead)) if dead else []
+
+
+def _lapsed(now: dt.datetime) -> list[tuple[int, str]]:
+    return _end_leases(Check.lease_until < now)
+
+
+def _end_leases(which) -> list[tuple[int, str]]:
+    """Set the leases ``which`` selects to :data:`~tasks.leases.ENDED` (sent again once per death)."""
+    statement = (update(Check).where(which, Check.status.in_(ACTIVE), Check.lease_until > ENDED)
+                 .values(lease_until=ENDED).returning(Check.id, Check.service))
+    with transaction() as conn:
+        return sorted((check_id, service) for check_id, service in conn.execute(statement))
+
+
+def _waiting(now: dt.datetime, settings: Settings, client: redis.Redis, *, everything: bool,
+             among: set[int]) -> list[tuple[int, str]]:
+    """Checks waiting for a message (no lease, nothing at the vendor): all of them when
+    ``everything``; else those ``among`` a dead worker's messages, and those untouched for
+    ``stale_seconds`` whose service's queue is empty."""
+    unheld = or_(Check.lease_until.is_(None), Check.lease_until == ENDED)
+    waiting = and_(Check.status.in_(ACTIVE), unheld, Check.vendor_task_id.is_(None), Check.service.in_(TASK_FOR))
+    if not everything:
+        stale = now - dt.timedelta(seconds=settings.stale_seconds)
+        rule = and_(Check.updated_at < stale, Check.service.in_(empty_queues(client)))
+        waiting = and_(waiting, or_(rule, Check.id.in_(sorted(among))) if among else rule)
+    with session_scope() as session:
+        query = select(Check.id, Check.service).where(waiting).order_by(Check.id).limit(LIMIT)
+        return [(check_id, service) for check_id, service in session.execute(query)]
+
+
+def empty_queues(client: redis.Redis) -> list[str]:
     """Service queues with no message waiting in the broker."""
-    from tasks.dispatch import TASK_FOR
+    with client.pipeline(transaction=False) as pipe:
+        for service in TASK_FOR:
+            pipe.llen(service)
+        return [service for service, length in zip(TASK_FOR, pipe.execute()) if length == 0]
 
-    client = redis_client(broker_url(get_settings()))
-    return [service for service in TASK_FOR if client.llen(service) == 0]
 
-
-def unmerged_callbacks(limit: int = 1000) -> list[int]:
-    """Callback events stored but not merged a minute later: their merge message was lost."""
-    cutoff = utcnow() - dt.timedelta(seconds=60)
+def _unmerged(now: dt.datetime, *, everything: bool) -> list[int]:
+    """Callback events stored but not merged: their merge message was lost."""
+    query = select(CallbackEvent.id).where(CallbackEvent.state == "received")
+    if not everything:
+        query = query.where(CallbackEvent.received_at < now - dt.timedelta(seconds=UNMERGED_AFTER_S))
     with session_scope() as session:
-        query = (select(CallbackEvent.id).where(CallbackEvent.state == "received")
-                 .where(CallbackEvent.received_at < cutoff).order_by(CallbackEvent.id).limit(limit))
-        return list(session.scalars(query))
+        return list(session.scalars(query.order_by(CallbackEvent.id).limit(LIMIT)))
 
 
 @app.task(name="voxqueue.housekeeping.recover", acks_late=True, ignore_result=True)
 def recover() -> int:
-    """Re-enqueue stranded checks (the claim counts a delivery that died) and lost merges."""
-    found = stranded()
-    if found:
-        log.warning("re-enqueueing stranded checks", extra={"count": len(found)})
-    for held in (True, False):  # a dead delivery's checks alone; lost messages' checks grouped
-        pairs = [(check_id, service) for check_id, service, was_held in found if was_held is held]
-        if pairs:
-            enqueue(pairs, alone=held)
-    events = unmerged_callbacks()
-    for event_id in events:
-        app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
-    return len(found) + len(events)
+    """A housekeeping round, sent by the beat (workers run their own rounds too)."""
+    found = run_round()
+    return found.count if found is not None else 0

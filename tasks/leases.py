@@ -38,11 +38,16 @@ from config.settings import Settings
 from models import Batch, Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
 from models.db import autocommit
+from tasks import liveness
 from tasks.status import SoleCheck, refresh_job_row
 
 log = logging.getLogger("voxqueue.tasks")
 
 ACTIVE = (CheckStatus.PENDING.value, CheckStatus.RUNNING.value)
+# A lease housekeeping ended (its holder died, or it lapsed) and whose check it sent again: still
+# "held by a dead delivery" for the next claim, which counts the death, but never sent again for
+# the same death (tasks.housekeeping).
+ENDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
 
 _RETURNED = (checks.c.id, checks.c.job_id, checks.c.service, checks.c.deliveries, checks.c.attempts,
@@ -59,6 +64,7 @@ def _claim_statement(with_session_id: bool):
         .values(
             status=CheckStatus.RUNNING.value,
             lease_until=bindparam("p_lease"),
+            holder=bindparam("p_holder"),
             deliveries=case((checks.c.lease_until.is_not(None), checks.c.deliveries + 1), else_=checks.c.deliveries),
             **extra,
         )
@@ -70,7 +76,8 @@ _CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
 _GROUP = checks.c.id.in_(bindparam("p_checks", expanding=True))
 # A group takes only checks that no delivery holds or held (no lease: nothing to count) ...
 _CLAIM_MANY = (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE), checks.c.lease_until.is_(None))
-               .values(status=CheckStatus.RUNNING.value, lease_until=bindparam("p_lease")).returning(*_RETURNED))
+               .values(status=CheckStatus.RUNNING.value, lease_until=bindparam("p_lease"),
+                       holder=bindparam("p_holder")).returning(*_RETURNED))
 # ... and releases those whose lease lapsed, for them to go again one to a message.
 _ISOLATE = (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE), checks.c.lease_until < bindparam("p_now"))
             .values(lease_until=None).returning(checks.c.id))
@@ -171,7 +178,8 @@ def take_leases(conn: Connection, check_ids: list[int], settings: Settings) -> G
         lease = take_lease(conn, ids[0], settings) if ids else None
         return GroupClaim([lease] if lease else [], [])
     window = _lease_window(settings)
-    rows = {row.id: row for row in conn.execute(_CLAIM_MANY, {"p_checks": ids, "p_lease": window["p_lease"]})}
+    claim = {"p_checks": ids, "p_lease": window["p_lease"], "p_holder": window["p_holder"]}
+    rows = {row.id: row for row in conn.execute(_CLAIM_MANY, claim)}
     isolated = [] if len(rows) == len(ids) else _isolate(conn, [i for i in ids if i not in rows], window["p_now"])
     if not rows:
         return GroupClaim([], isolated)
@@ -186,10 +194,12 @@ def _isolate(conn: Connection, check_ids: list[int], now: dt.datetime) -> list[i
     return [i for i in check_ids if i in released]
 
 
-def _lease_window(settings: Settings) -> dict[str, dt.datetime]:
-    """A claim's ``p_now`` (a lease that ended before it has lapsed) and ``p_lease`` (the new end)."""
+def _lease_window(settings: Settings) -> dict[str, Any]:
+    """A claim's ``p_now`` (a lease that ended before it has lapsed), ``p_lease`` (the new end) and
+    ``p_holder`` (this process, whose heartbeat housekeeping watches: :mod:`tasks.liveness`)."""
     now = utcnow()
-    return {"p_now": now, "p_lease": now + dt.timedelta(seconds=settings.lease_seconds)}
+    return {"p_now": now, "p_lease": now + dt.timedelta(seconds=settings.lease_seconds),
+            "p_holder": liveness.holder_id()}
 
 
 def _start_jobs(conn: Connection, found) -> None:

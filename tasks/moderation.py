@@ -22,7 +22,7 @@ from config.settings import Settings, get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, keys, leases
+from tasks import breaker, common, crashpoints, keys, leases, liveness
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
@@ -91,6 +91,11 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], di
                 batch.checks[check_id] = describe(lease) | {"key": idempotency_key(lease), "job": lease.job.key}
             except VendorError as error:
                 leases.fail(conn, lease, error.reason, error.summary())
+            except INFRA_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001  (an input no request can be built from: fail it now)
+                error = common.unexpected(service, exc)
+                leases.fail(conn, lease, error.reason, error.summary())
     if claim.isolated:  # after the commit: released, so the new messages can claim them
         log.warning("a delivery died holding %d %s check(s): each goes again alone", len(claim.isolated), service,
                     extra={"service": service, "check_ids": claim.isolated})
@@ -157,7 +162,7 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
     slot and is recorded as soon as the vendor accepts it; the checks that must
     go again leave in one retry message.
     """
-    later, pending = Later(), list(batch.checks)
+    later, pending, handed_back = Later(), list(batch.checks), []
     try:
         while pending:
             check_id = pending[0]
@@ -165,13 +170,19 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
             if later.paused:
                 leases.release(check_id)
                 later.add([check_id], later.wait)
+            elif liveness.stopping.is_set():  # the worker is stopping: the rest go to another one
+                leases.release(check_id)
+                handed_back.append(check_id)
             else:
                 one = Claimed(batch.service, {check_id: facts})
                 with logctx.bound(job=facts["job"], service=batch.service, check_id=check_id):
                     _submit(one, lambda b, i=check_id, f=facts: {i: submit_one(i, f)}, [check_id], later)
             pending.pop(0)
     except INFRA_ERRORS as error:
-        raise retry_after_infra_error(task, pending + later.ids, error) from error
+        raise retry_after_infra_error(task, pending + later.ids + handed_back, error) from error
+    if handed_back:
+        log.info("worker stopping: handing back %d %s check(s)", len(handed_back), batch.service)
+        enqueue([(check_id, batch.service) for check_id in handed_back])
     _send_again(task, later)
 
 
@@ -185,6 +196,10 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     except VendorError as error:
         breaker.breaker().record(batch.service, error)
         _on_error(ids, error, later)
+    except INFRA_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001  (fails these checks now: see common.unexpected)
+        _on_error(ids, common.unexpected(batch.service, exc), later)
     else:
         breaker.breaker().record(batch.service, None)
         record(accepted)

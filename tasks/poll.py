@@ -7,18 +7,16 @@ a lock in Redis, so two beats started by mistake do not double the polling.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 
 from sqlalchemy import select
 
-from config.broker import broker_url, redis_client
+from config.broker import shared_client
 from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common
+from tasks import clients, common, locks
 from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule
 from vendors.errors import Disposition, VendorError
@@ -29,20 +27,11 @@ log = logging.getLogger("voxqueue.poll")
 GME_GROUP = 100
 MAX_GME_CALLS = 20  # per round: up to 2000 checks
 MAX_SHUMEI_CALLS = 200
-LOCK_S = 120
 
 
-@contextlib.contextmanager
-def round_lock(vendor: str) -> Iterator[bool]:
-    """True when this process holds the vendor's polling round."""
-    client = redis_client(broker_url(get_settings()))
-    key = f"voxqueue:poll-lock:{vendor}"
-    held = bool(client.set(key, "1", nx=True, ex=LOCK_S))
-    try:
-        yield held
-    finally:
-        if held:
-            client.delete(key)
+def round_lock(vendor: str):
+    """``with round_lock(vendor) as lock:``, ``lock.held`` when this process runs the vendor's round."""
+    return locks.round_lock(shared_client(get_settings()), f"voxqueue:poll-lock:{vendor}")
 
 
 def due(service: str, limit: int) -> list[tuple[int, str]]:
@@ -59,13 +48,13 @@ def due(service: str, limit: int) -> list[tuple[int, str]]:
 @app.task(name="voxqueue.poll.gme", acks_late=True, ignore_result=True)
 def poll_gme() -> int:
     """One round: DescribeScanResultList for due GME checks, 100 task ids a call."""
-    with round_lock("gme") as held:
-        if not held:
+    with round_lock("gme") as lock:
+        if not lock.held:
             return 0
         checks = due("gme", GME_GROUP * MAX_GME_CALLS)
         calls = 0
         for start in range(0, len(checks), GME_GROUP):
-            if not _gme_group(checks[start:start + GME_GROUP]):
+            if not _gme_group(checks[start:start + GME_GROUP]) or not lock.renew():
                 break
             calls += 1
         return calls
@@ -86,8 +75,8 @@ def _gme_group(group: list[tuple[int, str]]) -> bool:
 @app.task(name="voxqueue.poll.shumei", acks_late=True, ignore_result=True)
 def poll_shumei() -> int:
     """One round: query_audio/v4 for each due Shumei check."""
-    with round_lock("shumei") as held:
-        if not held:
+    with round_lock("shumei") as lock:
+        if not lock.held:
             return 0
         calls = 0
         client = None
@@ -102,6 +91,8 @@ def poll_shumei() -> int:
                 result = None if error.disposition is not Disposition.PERMANENT else error
             calls += 1
             _merge_round([(check_id, result)])
+            if not lock.renew():
+                break
         return calls
 
 

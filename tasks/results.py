@@ -11,14 +11,14 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from models import CallbackEvent, Check
+from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks import common
 from tasks.infra import INFRA_ERRORS
-from tasks.status import refresh_job
+from tasks.status import refresh_job, strictest
 from vendors import asr, gme, safejson, shumei, tupu
 from vendors.errors import BadResponse, Disposition, VendorError
 from workers.app import app
@@ -29,7 +29,14 @@ UNKNOWN_RETRIES = 5  # a callback may arrive before its submission is recorded
 
 
 def apply(session, check: Check, vendor_result: Any) -> bool:
-    """Merge one parsed vendor result into ``check``; True if it changed the check."""
+    """Merge one parsed vendor result into ``check``; True if it changed the check.
+
+    A check takes results only while it is active, except a Tupu stream: the vendor
+    judges the audio it pulled until its end callback, so a violation counts in any
+    state (:func:`_tupu`).
+    """
+    if check.service == "tupu":
+        return _tupu(session, check, vendor_result)
     if check.status not in common.ACTIVE:
         return False
     handler = APPLY[check.service]
@@ -63,23 +70,62 @@ def _asr(session, check: Check, result: asr.AsrResult) -> bool:
     return True
 
 
+STREAM_OPEN = (*common.ACTIVE, CheckStatus.CLOSING.value)  # not ended yet: the end callback ends it
+
+
 def _tupu(session, check: Check, event: tupu.TupuEvent) -> bool:
+    """A stream's callback. Violations and results raise its verdict (REJECT over REVIEW
+    over PASS) whatever its state, even after its end; an error fails a stream still
+    running; the end callback (one that carries ``status``) ends a running or closing one.
+
+    The check is re-read under a row lock first: a violation and the end callback
+    merged at the same moment would otherwise each write what it read, and the end
+    could put back the verdict from before the violation.
+    """
+    lock_check(session, check)
+    if event.kind in ("violation", "result"):
+        return _take_verdict(session, check, event)
     if event.kind == "error":
+        if check.status not in common.ACTIVE:  # closing: we stopped it; its end is near
+            return False
         common.fail(check, "stream_error", f"tupu: code {event.code}")
         return True
-    if event.kind in ("violation", "result"):
-        labels = sorted(set(check.labels or []) | set(event.labels))
-        worst = "REJECT" if "REJECT" in (check.verdict, event.verdict) else (
-            "REVIEW" if "REVIEW" in (check.verdict, event.verdict) else event.verdict)
-        check.verdict, check.labels = worst, labels
+    if check.status not in STREAM_OPEN:
+        return False
+    return finish_stream(session, check, ended_by="end callback", code=event.code)
+
+
+def lock_check(session, check: Check) -> None:
+    """Take the check's row lock (an UPDATE: PostgreSQL locks the row, SQLite takes its write
+    lock), then read the row as it is now."""
+    session.execute(update(Check.__table__).where(Check.__table__.c.id == check.id).values(updated_at=utcnow()))
+    session.refresh(check)
+
+
+def _take_verdict(session, check: Check, event: tupu.TupuEvent) -> bool:
+    was, had = check.verdict, sorted(check.labels or [])
+    verdict = strictest([was, event.verdict])
+    labels = sorted(set(had) | set(event.labels))
+    check.verdict, check.labels = verdict, labels
+    if check.status in STREAM_OPEN:
         refresh_job(check.job)
-        return True
-    return finish_stream(session, check)
+        return True  # counted, even when it adds nothing: the stream is still being judged
+    if (verdict, labels) == (was, had):
+        return False  # the same violation again: nothing to change
+    history = (check.result or {}).get("after_end", [])
+    change = {"at": utcnow().isoformat(), "verdict": verdict, "was": was, "labels": event.labels}
+    check.result = {**(check.result or {}), "after_end": [*history, change]}
+    refresh_job(check.job)
+    log.warning("tupu stream %s: a result after its end changed its verdict %s -> %s", check.vendor_task_id,
+                was, verdict, extra={"check_id": check.id, "service": "tupu", "labels": event.labels})
+    return True
 
 
-def finish_stream(session, check: Check) -> bool:
-    """A live stream ended (end callback or ``voxqueue stream close``): it passes unless hit."""
-    common.complete(session, check, verdict=check.verdict or "PASS", labels=check.labels or [])
+def finish_stream(session, check: Check, *, ended_by: str, code: int | None = None) -> bool:
+    """A live stream ended (its end callback, or the grace period after ``stream close``):
+    done with the strictest verdict merged for it, PASS when nothing was found."""
+    result = {**(check.result or {}), "ended_by": ended_by, **({"end_code": code} if code is not None else {})}
+    common.complete(session, check, verdict=check.verdict or "PASS", labels=check.labels or [], result=result)
     return True
 
 

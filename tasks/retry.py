@@ -10,10 +10,16 @@ from tasks.dispatch import available, enqueue
 from tasks.status import refresh_job
 
 
+class UnknownBatch(LookupError):
+    """``--batch`` names no batch: re-enqueueing nothing would hide a typo."""
+
+
 def retry_failed(*, batch: str | None = None, service: str | None = None) -> int:
     with session_scope() as session:
         query = select(Check).join(Job).join(Batch).where(Check.status == CheckStatus.FAILED.value)
-        if batch:
+        if batch is not None:  # "" names no batch; it is not "every batch"
+            if session.scalar(select(Batch.id).where(Batch.name == batch)) is None:
+                raise UnknownBatch(f"no batch named {batch!r}")
             query = query.where(Batch.name == batch)
         if service:
             query = query.where(Check.service == service)
@@ -25,5 +31,6 @@ def retry_failed(*, batch: str | None = None, service: str | None = None) -> int
             check.session_id, check.chunks_sent = None, 0  # a failed SOE session starts anew
             refresh_job(check.job)
         pairs = [(c.id, c.service) for c in checks]
-    enqueue(pairs)  # after the commit
+    if pairs:  # nothing to send needs no broker
+        enqueue(pairs)  # after the commit
     return len(pairs)

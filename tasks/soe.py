@@ -9,7 +9,6 @@ stopped, and a session the vendor has lost is restarted from the first chunk.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +17,9 @@ from typing import Any
 from config.settings import Settings, get_settings
 from models import Check, CheckStatus
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints
+from tasks import breaker, common, crashpoints, liveness
 from tasks.audio import Chunk, iter_chunks, open_audio
+from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.ratelimit import Throttled, take
 from vendors import http
@@ -99,16 +99,26 @@ def evaluate(self, check_ids: list[int] | int) -> None:
     settings = get_settings()
     again: dict[int, float] = {}
     last_error: Exception | None = None
+    handed_back: list[int] = []
     for position, check_id in enumerate(ids):
+        if liveness.stopping.is_set():  # the worker is stopping: the rest go back unclaimed
+            handed_back += ids[position:]
+            break
         try:
             outcome = _evaluate_one(check_id, settings)
         except INFRA_ERRORS as error:
             raise retry_after_infra_error(self, ids[position:] + list(again), error) from error
+        if outcome is not None and isinstance(outcome[1], liveness.HandBack):
+            handed_back += ids[position:]
+            break
         if outcome is not None:
             again[check_id], last_error = outcome
             if _pauses_the_rest(last_error):  # the rest are not claimed: nothing to release
                 again.update(dict.fromkeys(ids[position + 1:], outcome[0]))
                 break
+    if handed_back:  # to another worker at once, in new messages
+        log.info("worker stopping: handing back %d soe check(s)", len(handed_back))
+        enqueue([(check_id, "soe") for check_id in handed_back])
     if again:
         args = [list(again)] if isinstance(check_ids, list) else [ids[0]]
         raise self.retry(args=args, countdown=max(again.values()), exc=last_error, max_retries=None)
@@ -141,12 +151,20 @@ def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
         return pause.wait, pause
+    except liveness.HandBack as stop:  # its checkpoint (chunks_sent) is kept: the next delivery resumes
+        common.release(plan.check_id)
+        return 0.0, stop
     except VendorError as error:
         breaker.breaker().record("soe", error)
         log.warning("soe failed: %s", error.summary(),
                     extra={"reason": error.reason, "vendor_request_id": error.request_id})
         wait = _handle_error(plan.check_id, error, settings)
         return None if wait is None else (wait, error)
+    except INFRA_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001  (fails the check now: see common.unexpected)
+        common.fail_by_id(plan.check_id, common.unexpected("soe", exc))
+        return None
     breaker.breaker().record("soe", None)
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
@@ -166,6 +184,8 @@ def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> tuple[SoeResult 
     result, last = None, plan.chunks_sent
     with open_audio(plan.audio, timeout=settings.vendor_timeout) as stream:
         for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
+            if liveness.stopping.is_set():
+                raise liveness.HandBack
             result = with_chunk_retries(lambda c=chunk: send(c), chunk)
             log.debug("chunk accepted", extra={"seq": chunk.seq, "vendor_request_id": result.request_id})
             if not chunk.is_end:  # storing the result records the last one
@@ -200,11 +220,11 @@ def _await_result(soe: SoeClient, plan: Plan, tries: int = 10) -> SoeResult:
         result = with_chunk_retries(lambda: soe.query(plan.session_id, plan.params), None)
         if result.finished:
             return result
-        time.sleep(backoff(attempt, base=0.2, cap=3.0))
+        liveness.pause(backoff(attempt, base=0.2, cap=3.0))
     raise VendorError("soe", "result_timeout", "the session never reached Finished", disposition=Disposition.RETRY)
 
 
-def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=time.sleep) -> Any:
+def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=liveness.pause) -> Any:
     """Call, retrying transient failures and throttling of this one request in process.
 
     Every request takes a slot of SOE's shared rate limit as it leaves (raising

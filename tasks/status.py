@@ -79,6 +79,6 @@ def _status(checks_: list[Any]) -> tuple[str, str | None]:
         return JobStatus.FAILED.value, "; ".join(f"{c.service}: {c.error}" for c in failed)
     if states <= {CheckStatus.DONE.value}:
         return JobStatus.DONE.value, None
-    if states & {CheckStatus.RUNNING.value, CheckStatus.DONE.value}:
-        return JobStatus.RUNNING.value, None
+    if states & {CheckStatus.RUNNING.value, CheckStatus.CLOSING.value, CheckStatus.DONE.value}:
+        return JobStatus.RUNNING.value, None  # a closing stream's job runs until the stream ends
     return JobStatus.PENDING.value, None

@@ -28,6 +28,9 @@ from models.migrate import upgrade
 PG_URL = os.environ.get("VOXQUEUE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("VOXQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The Celery app reads its configuration once per process, and pytest's collection already
+# evaluates the task objects test modules import: from the start, its broker is the test Redis.
+os.environ["VOXQUEUE_BROKER_URL"] = REDIS_URL
 
 
 def unavailable(what: str, error: Exception) -> None:
@@ -45,6 +48,9 @@ def _isolated_settings(monkeypatch, tmp_path) -> Iterator[None]:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VOXQUEUE_VAR_DIR", str(tmp_path / "var"))
+    # In-process code that reaches the broker reaches the test Redis, never an embedded one: the
+    # Celery app reads its broker URL once per process, so it must be the same in every test.
+    monkeypatch.setenv("VOXQUEUE_BROKER_URL", REDIS_URL)
     reset_settings()
     yield
     reset_settings()
@@ -113,4 +119,10 @@ def samples() -> Path:
     return Path(__file__).resolve().parents[1] / "workers" / "samples"
 
 
-from tests.pipeline import pipeline, pipeline_env, pytest_runtest_makereport  # noqa: F401  (shared fixtures)
+from tests.pipeline import (  # noqa: F401  (shared fixtures)
+    pipeline,
+    pipeline_env,
+    private_redis,
+    pytest_runtest_makereport,
+    silent_server,
+)

@@ -11,6 +11,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -168,3 +169,84 @@ def wait_until(predicate, timeout: float, interval: float = 0.3):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def write_recovery_manifest(folder: Path, count: int, *, name: str = "recovery") -> Path:
+    """``count`` jobs of SOE, GME and Shumei, with the files and reference texts of
+    ``tests.e2e.test_soe_pipeline.make_manifest`` (so ``check_scores`` knows their scores)."""
+    from tests.e2e.test_soe_pipeline import WORDS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / f"{name}.jsonl"
+    with manifest.open("w", encoding="utf-8") as fh:
+        for i in range(count):
+            write_speech_like_wav(folder / f"pupil{i:03}.wav", 0.05 + (i % 10) * 0.06, seed=i)
+            fh.write(json.dumps({
+                "id": f"pupil-{i:03}", "audio": f"pupil{i:03}.wav", "ref_text": WORDS[i % len(WORDS)],
+                "eval_mode": "word" if i % 7 == 0 else "sentence", "score_coeff": 1 + (i % 4),
+                "services": "soe,gme,shumei"}) + "\n")
+    return manifest
+
+
+@pytest.fixture
+def private_redis(tmp_path, request):
+    """A Redis of this test's own that the test may kill and start again: without persistence
+    (a restart loses every message), unless the test is marked ``persistent_redis``."""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    persistent = request.node.get_closest_marker("persistent_redis") is not None
+    keep = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", *keep, "--save", "", "--dir", str(data)]
+
+    def ping() -> bool:
+        try:
+            return redis.Redis(port=port, socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(ping, 10, interval=0.05)
+        return proc
+
+    state = {"proc": start()}
+    yield port, state, start
+    state["proc"].send_signal(signal.SIGKILL)
+    state["proc"].wait(5)
+
+
+@pytest.fixture
+def silent_server():
+    """The port of a server that accepts connections and never answers (a hung broker, a URL that
+    times out)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    server.close()

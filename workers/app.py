@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import gc
+import logging
+import warnings
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from config import transport
-from config.celery import celery_config
+from config.celery import HOUSEKEEPING_QUEUE, celery_config
 from config.settings import get_settings
 
 TASK_MODULES = [
     "tasks.soe", "tasks.gme", "tasks.shumei", "tasks.asr", "tasks.tupu",
     "tasks.results", "tasks.poll", "tasks.housekeeping",
 ]
+log = logging.getLogger("voxqueue.worker")
 
 transport.install()  # before any broker connection: see config.transport
 app = Celery("voxqueue", include=TASK_MODULES)
@@ -22,12 +33,33 @@ app = Celery("voxqueue", include=TASK_MODULES)
 app.add_defaults(lambda: celery_config(get_settings()))
 
 
+@worker_init.connect
+def _start_liveness(sender=None, **_kwargs) -> None:
+    """The worker's heartbeat, carrying which checks its messages hold, and (when it consumes
+    the housekeeping queue) its own housekeeping rounds: recovery needs no beat."""
+    from config.broker import shared_client
+    from tasks import liveness
+    from workers.housekeeper import Housekeeper, carried_check_ids
+
+    # Chosen on purpose (config.celery: worker_cancel_long_running_tasks_on_connection_loss), not a
+    # warning to print at every broker reconnection (after Celery's own "always" filters).
+    warnings.filterwarnings("ignore", message="\nIn Celery 5.1 we introduced", category=CPendingDeprecationWarning)
+    settings = get_settings()
+    liveness.start(shared_client(settings), holding=carried_check_ids)
+    queues = set(sender.app.amqp.queues.consume_from or sender.app.amqp.queues)
+    if HOUSEKEEPING_QUEUE in queues:
+        Housekeeper.start_for(settings)
+
+
 @worker_process_init.connect
 def _fresh_connections(**_kwargs) -> None:
-    """A forked child must not reuse its parent's database connections."""
+    """A forked child must not reuse its parent's database connections; it beats on its own."""
+    from config.broker import shared_client
     from models.db import dispose_engines
+    from tasks import liveness
 
     dispose_engines()
+    liveness.start(shared_client(get_settings()))
     gc.freeze()
 
 
@@ -36,3 +68,21 @@ def _freeze_startup_objects(**_kwargs) -> None:
     """Modules, configuration and the app live as long as the worker: keep them out of the
     cyclic collector's way, so its full collections are short (they pause every thread)."""
     gc.freeze()
+
+
+@worker_shutting_down.connect
+def _hand_back(**_kwargs) -> None:
+    """SIGTERM: running work hands back what it has not finished (see tasks.liveness.stopping)."""
+    from tasks import liveness
+
+    liveness.stopping.set()
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _stop_liveness(**_kwargs) -> None:
+    from tasks import liveness
+    from workers.housekeeper import Housekeeper
+
+    Housekeeper.stop_running()
+    liveness.stop()

@@ -1,7 +1,7 @@
 """``voxqueue``: the command line of CONTRACT.md.
 
-Exit status: 0 success, 1 failure or timeout, 2 usage error. Errors are one
-line on stderr, never a traceback, never a secret.
+Exit status: 0 success, 1 failure or timeout, 2 usage error (a bad option, or settings that
+cannot be used). Errors are one line on stderr, never a traceback, never a secret.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from pathlib import Path
 
 import click
 
-from config.settings import SERVICES, get_settings
-from workers import console
+from config.settings import SERVICES, SettingsError, get_settings
+from models import JobStatus
+from workers import console, options
 
 log = logging.getLogger("voxqueue.cli")
+JOB_STATES = tuple(status.value for status in JobStatus)
+VERDICTS = ("PASS", "REVIEW", "REJECT")  # the contract's, strictest last
 
 
 class Failure(click.ClickException):
@@ -25,17 +28,37 @@ class Failure(click.ClickException):
     exit_code = 1
 
     def show(self, file=None) -> None:
-        click.echo(f"voxqueue: error: {self.format_message()}", err=True)
+        _error(self.format_message())
+
+
+def _error(message: str) -> None:
+    click.echo(f"voxqueue: error: {console.visible(message)}", err=True)
 
 
 def main() -> None:
+    """Run the command; every error, click's usage errors included, as one line."""
     try:
-        cli.main(prog_name="voxqueue", standalone_mode=True)
-    except SystemExit:
-        raise
-    except Exception as exc:  # noqa: BLE001  (the one place where unexpected errors become one line)
-        click.echo(f"voxqueue: error: {console.one_line(exc)}", err=True)
+        code = cli.main(prog_name="voxqueue", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `voxqueue` alone: the help, as always
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _error(exc.format_message().rstrip(".") + where)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Ctrl-C
+        _error("interrupted")
         sys.exit(1)
+    except SettingsError as exc:
+        _error(str(exc))
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001  (the one place where unexpected errors become one line)
+        _error(console.one_line(exc))
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,7 +75,8 @@ def cli() -> None:
 @click.option("--lang", type=click.Choice(["en", "zh"]), help="Language for rows that name none.")
 def ingest(source: Path, batch, services, ref_text, lang) -> None:
     """Record every row of SOURCE (a .csv/.jsonl manifest or a folder of audio) and enqueue it."""
-    from tasks.dispatch import enqueue
+    from tasks.dispatch import BrokerUnavailable, Deferred
+    from tasks.ingest import IngestStopped
     from tasks.ingest import ingest as run_ingest
     from tasks.manifest import Defaults, ManifestError
 
@@ -61,22 +85,39 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
     if unknown:
         raise click.UsageError(f"unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})")
     defaults = Defaults(services=names, ref_text=ref_text, lang=lang)
+    send = Deferred()  # a broker outage does not stop the recording: what it refused is sent at the end
+    stopped: IngestStopped | None = None
     try:
         with console.row_progress("ingesting") as advance:
-            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=enqueue, progress=advance)
+            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=send, progress=advance)
     except ManifestError as exc:
         raise Failure(str(exc)) from exc
+    except IngestStopped as exc:  # part-way: what was recorded is still sent, then why it stopped
+        stopped, result = exc, exc.result
+    unsent: BrokerUnavailable | None = None
+    try:
+        send.flush()
+    except BrokerUnavailable as exc:
+        unsent = exc
     for key, reason in result.rejections:
-        click.echo(f"rejected {key}: {reason}", err=True)
-    click.echo(
-        f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected"
-        + (f", {result.existing} already recorded" if result.existing else "")
-    )
+        click.echo(console.visible(f"rejected {key}: {reason}"), err=True)
+    queued = len(result.to_enqueue) + result.requeued - len(send.unsent)
+    if stopped is not None:
+        raise Failure(f"{console.one_line(stopped.__cause__)}; {stopped.message(queued)}") from stopped
+    existing = ""
+    if result.existing:
+        existing = f", {result.existing} already recorded" + (
+            f" ({result.requeued} of their checks not started: queued again)" if result.requeued else "")
+    click.echo(console.visible(f"batch {result.batch}: {result.accepted} accepted, {result.rejected} rejected")
+               + f"{existing}; {result.recorded} jobs recorded, {queued} checks queued")
+    if unsent is not None:
+        raise Failure(f"{len(send.unsent)} check(s) recorded but not queued: {unsent}; the workers' housekeeping "
+                      f"queues them when the broker is back, or run this command again")
 
 
 @cli.command()
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
-@click.option("-c", "--concurrency", type=int, default=8, show_default=True, help="Worker threads.")
+@click.option("-c", "--concurrency", type=options.THREADS, default=8, show_default=True, help="Worker threads.")
 @click.option("--pool", default="threads", show_default=True, help="Celery pool (threads suits vendor I/O).")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--events/--no-events", default=False, show_default=True,
@@ -102,27 +143,29 @@ def beat(loglevel) -> None:
     """Run the Celery beat that drives polling and housekeeping."""
     from workers.app import app
 
-    # RedBeat keeps the schedule in Redis behind a lock: a second beat waits instead of doubling.
-    app.start(["beat", "-S", "redbeat.RedBeatScheduler", "--loglevel", loglevel])
+    # RedBeat keeps the schedule in Redis behind a lock: a second beat waits instead of doubling;
+    # workers.beat's scheduler takes the lock again after a broker restart instead of exiting.
+    app.start(["beat", "-S", "workers.beat:Scheduler", "--loglevel", loglevel])
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8700, show_default=True)
-@click.option("--latency-ms", type=float, default=None, help="Added latency per vendor call.")
-@click.option("--faults", default=None, help='JSON list of fault rules, e.g. [{"kind":"throttle","rate":0.2}].')
+@click.option("--port", type=options.PORT, default=8700, show_default=True)
+@click.option("--latency-ms", type=options.Number(), default=None, help="Added latency per vendor call.")
+@click.option("--faults", default=None, callback=options.faults,
+              help='JSON list of fault rules, e.g. [{"kind":"throttle","rate":0.2}].')
 @click.option("--seed", type=int, default=None, help="Seed for fault decisions.")
 @click.option("--media", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Serve this folder at /media/ (a stand-in for VOXQUEUE_MEDIA_BASE_URL).")
 def sandbox(host, port, latency_ms, faults, seed, media) -> None:
     """Run the local emulator of all five vendor APIs."""
-    from sandbox.server import config_from_env, run
+    from sandbox.server import run
 
-    config = config_from_env()
+    config = options.sandbox_config()
     if latency_ms is not None:
         config.latency_ms = latency_ms
-    if faults:
-        config.faults = console.parse_faults(faults)
+    if faults is not None:
+        config.faults = faults
     if seed is not None:
         config.seed = seed
     if media is not None:
@@ -132,7 +175,7 @@ def sandbox(host, port, latency_ms, faults, seed, media) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--port", type=options.PORT, default=8080, show_default=True)
 def webhooks(host, port) -> None:
     """Run the HTTP receiver for vendor callbacks."""
     from workers.webhooks import run
@@ -148,22 +191,23 @@ def status(batch) -> None:
     from models.stats import batch_names, counts
 
     with session_scope() as session:
-        names = [batch] if batch else batch_names(session)
+        names = [batch] if batch is not None else batch_names(session)
         found = [c for c in (counts(session, n) for n in names) if c is not None]
-    if batch and not found:
+    if batch is not None and not found:
         raise Failure(f"no batch named {batch!r}")
     console.print_status(found)
 
 
 @cli.command()
 @click.option("--batch", required=True, help="The batch to wait for.")
-@click.option("--timeout", type=float, default=None, help="Give up after S seconds (exit 1).")
+@click.option("--timeout", type=options.SECONDS, default=None,
+              help="Give up after S seconds (exit 1); 0 checks once.")
 def wait(batch, timeout) -> None:
     """Show progress until every job of the batch is terminal."""
     from models.db import session_scope
     from models.stats import counts
 
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = None if timeout is None else time.monotonic() + timeout
     with console.batch_progress(batch) as show:
         while True:
             with session_scope() as session:
@@ -173,34 +217,39 @@ def wait(batch, timeout) -> None:
             show(current)
             if current.terminal >= current.total:
                 break
-            if deadline and time.monotonic() > deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise Failure(f"timed out after {timeout:g}s: {current.terminal}/{current.total} jobs terminal")
-            time.sleep(0.5)
+            time.sleep(0.5 if left is None else min(0.5, left))
     click.echo(console.summary_line(current))
 
 
 @cli.command()
 @click.option("--batch", help="Only this batch.")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@click.option("--output", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
-@click.option("--status", "status_filter", help="Only jobs with this status.")
-@click.option("--verdict", help="Only jobs with this verdict (PASS, REVIEW, REJECT).")
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Write to FILE instead of stdout (replaced only by a complete report).")
+@click.option("--status", "status_filter", type=click.Choice(JOB_STATES, case_sensitive=False),
+              help="Only jobs with this status.")
+@click.option("--verdict", type=click.Choice(VERDICTS, case_sensitive=False), help="Only jobs with this verdict.")
 def report(batch, fmt, output, status_filter, verdict) -> None:
     """The outcomes, one record per job in ingestion order."""
     from models.db import session_scope
     from models.stats import batch_names
-    from workers.reporting import write_report
+    from workers.reporting import write_report, write_report_file
 
-    if batch:
+    if batch is not None:
         with session_scope() as session:
             if batch not in batch_names(session):
                 raise Failure(f"no batch named {batch!r}")
-    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    filters = {"batch": batch, "status": status_filter, "verdict": verdict}
+    if output is None:
+        write_report(sys.stdout, fmt, **filters)
+        return
     try:
-        write_report(out, fmt, batch=batch, status=status_filter, verdict=verdict)
-    finally:
-        if output:
-            out.close()
+        write_report_file(output, fmt, **filters)
+    except OSError as exc:
+        raise Failure(f"{output}: {exc.strerror or exc}") from exc
 
 
 @cli.command()
@@ -208,9 +257,12 @@ def report(batch, fmt, output, status_filter, verdict) -> None:
 @click.option("--service", type=click.Choice(SERVICES), help="Only this service.")
 def retry(batch, service) -> None:
     """Re-enqueue failed work."""
-    from tasks.retry import retry_failed
+    from tasks.retry import UnknownBatch, retry_failed
 
-    count = retry_failed(batch=batch, service=service)
+    try:
+        count = retry_failed(batch=batch, service=service)
+    except UnknownBatch as exc:
+        raise Failure(str(exc)) from exc
     click.echo(f"re-enqueued {count} failed check(s)")
 
 
@@ -229,7 +281,7 @@ def db_upgrade() -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--port", type=options.PORT, default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
 def flower(port, address) -> None:
     """Run the Flower dashboard against the configured broker.
@@ -257,14 +309,15 @@ def stream() -> None:
 @click.argument("job_id")
 @click.option("--batch", help="The batch of the job, where the id is in several.")
 def stream_close(job_id, batch) -> None:
-    """End the live-stream job ID (Tupu close API) and record its verdict."""
+    """End the live-stream job ID (Tupu close API): its verdict once Tupu's end callback
+    has come, else that it is closing, with the verdict so far."""
     from tasks.streams import StreamError, close
 
     try:
-        verdict = close(job_id, batch)
+        closed = close(job_id, batch)
     except StreamError as exc:
         raise Failure(str(exc)) from exc
-    click.echo(f"stream {job_id} closed: {verdict}")
+    click.echo(closed.line(job_id))
 
 
 @cli.command()

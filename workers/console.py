@@ -1,4 +1,9 @@
-"""Terminal output: progress bars on a terminal, plain lines when piped; logging set-up."""
+"""Terminal output: progress bars on a terminal, plain lines when piped; logging set-up.
+
+Names and reasons come from users and manifests. They reach rich as ``Text`` (never markup,
+emoji codes or format strings), and their control characters are shown escaped
+(:func:`visible`), here and in every error line.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import contextlib
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from config.settings import Settings
 from models.stats import BatchCounts
@@ -21,9 +28,25 @@ err = Console(stderr=True)
 out = Console()
 
 
+# Characters a terminal acts on rather than shows: C0/C1 controls (escape sequences, bell,
+# carriage return), line separators, lone surrogates, and the bidirectional overrides that make
+# text read in another order than it is.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_HIDDEN = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def visible(text: str) -> str:
+    """``text`` with every such character written as its escape (``\\x1b``, ``\\u202e``), as
+    ``repr`` would; everything else (any script, emoji) as it is."""
+    if text.isprintable():
+        return text
+    return "".join(repr(ch)[1:-1] if ch in _BIDI or unicodedata.category(ch) in _HIDDEN else ch
+                   for ch in text)
+
+
 def one_line(exc: BaseException) -> str:
     text = _database_error(exc) or " ".join(str(exc).split()) or type(exc).__name__
-    return text[:500]
+    return visible(text[:500])
 
 
 # What the drivers say when the schema is missing or older than the code (SQLite, psycopg).
@@ -73,9 +96,9 @@ def row_progress(label: str) -> Iterator[Callable[[int], None]]:
     if not err.is_terminal:
         yield lambda n: None
         return
-    with Progress(TextColumn(label), TextColumn("{task.completed} rows"), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
+    with Progress(TextColumn("{task.description}", markup=False), TextColumn("{task.completed} rows"),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(visible(label), total=None)
         yield lambda n: bar.advance(task, n)
 
 
@@ -93,10 +116,10 @@ def batch_progress(batch: str) -> Iterator[Callable[[BatchCounts], None]]:
 
         yield show_plain
         return
-    columns = (TextColumn(f"batch {batch}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    columns = (TextColumn("batch {task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err) as bar:
-        task = bar.add_task(batch, total=None, detail="")
+        task = bar.add_task(visible(batch), total=None, detail="")
 
         def show_bar(c: BatchCounts) -> None:
             bar.update(task, total=c.total, completed=c.terminal, detail=_detail(c))
@@ -109,7 +132,7 @@ def _detail(c: BatchCounts) -> str:
 
 
 def summary_line(c: BatchCounts) -> str:
-    return f"batch {c.batch}: {c.terminal}/{c.total} terminal ({_detail(c)})"
+    return visible(f"batch {c.batch}: {c.terminal}/{c.total} terminal ({_detail(c)})")
 
 
 STATES = ("pending", "running", "done", "failed", "rejected")
@@ -120,7 +143,7 @@ def print_status(batches: list[BatchCounts]) -> None:
         out.print("no batches yet")
         return
     for c in batches:
-        table = Table(title=f"batch {c.batch}", title_justify="left")
+        table = Table(title=Text(visible(f"batch {c.batch}")), title_justify="left")
         table.add_column("")
         for state in STATES:
             table.add_column(state, justify="right")
@@ -128,15 +151,19 @@ def print_status(batches: list[BatchCounts]) -> None:
         table.add_row("jobs", *[str(c.jobs.get(s, 0)) for s in STATES], "")
         for service, states in sorted(c.checks.items()):
             age = c.oldest_pending.get(service)
-            table.add_row(service, *[str(states.get(s, 0)) if s != "rejected" else "-" for s in STATES],
+            table.add_row(Text(visible(service)), *[str(states.get(s, 0)) if s != "rejected" else "-" for s in STATES],
                           f"{age.total_seconds():.0f}s" if age else "")
         out.print(table)
 
 
 def parse_faults(text: str) -> list:
+    """Fault rules from JSON (``--faults``, ``VOXQUEUE_SANDBOX_FAULTS``), or ValueError."""
     from sandbox.core import FaultRule
 
     try:
-        return [FaultRule(**rule) for rule in json.loads(text)]
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"--faults must be a JSON list of fault rules: {exc}") from exc
+        rules = json.loads(text)
+        if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
+            raise ValueError("not a list of objects")
+        return [FaultRule.from_dict(rule) for rule in rules]
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(f"must be a JSON list of fault rules ({one_line(exc)})") from None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import socket
-import threading
 import wave
 
 import pytest
@@ -16,30 +14,8 @@ pytestmark = [pytest.mark.e2e]
 
 
 @pytest.fixture
-def silent_server():
-    """A server that accepts connections and never answers: a URL that times out."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/never.wav"
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    server.close()
+def silent_url(silent_server) -> str:
+    return f"http://127.0.0.1:{silent_server}/never.wav"
 
 
 @pytest.fixture
@@ -69,7 +45,7 @@ EXPECTED = [  # (report id, status, a fragment of the reason), in manifest order
 ]
 
 
-def test_bad_rows_are_recorded_and_the_good_ones_finish(pipeline, tmp_path, silent_server):
+def test_bad_rows_are_recorded_and_the_good_ones_finish(pipeline, tmp_path, silent_url):
     folder = tmp_path / "readings"
     write_bad_files(folder)
     good = []
@@ -83,7 +59,7 @@ def test_bad_rows_are_recorded_and_the_good_ones_finish(pipeline, tmp_path, sile
         ["pupil-001", "pupil001.wav", "red"], ["no-text", "pupil002.wav", ""],
         ["bad-url", "http://exa mple.com/a.wav", "red"],
         ["url-404", f"{pipeline.sandbox_url}/media/nothing-here.wav", "red"],
-        ["url-timeout", silent_server, "red"],
+        ["url-timeout", silent_url, "red"],
     ]
     manifest = folder / "mixed.csv"
     with manifest.open("w", newline="", encoding="utf-8") as fh:

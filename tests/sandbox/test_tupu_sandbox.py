@@ -189,3 +189,37 @@ def test_stream_urls_must_be_streams(client, http, sandbox, receiver):
         http.post(sandbox.url + path, json=body).json(), public_pem("server")
     )
     assert answer["code"] != 0 and sandbox.stats()["accepted"] == {}
+
+
+def test_a_stream_closed_before_its_result_can_still_get_it_before_the_end(client, receiver, http, sandbox):
+    """As the real vendor: the audio pulled before the close is judged after it, then the end."""
+    http.post(sandbox.url + "/_sandbox/config",
+              json={"result_delay_s": 30.0, "tupu_result_after_close_s": 0.3})
+    url = stream_with("REJECT")
+    submitted = client.submit_stream("job-late", url, callback_url=receiver.url, callback_rules=3)
+    assert client.close_stream(submitted.task_id) == "closed"
+    closed_at = time.monotonic()
+    assert receiver.received == []  # nothing before the close answer
+    violation, end = events(receiver, 2)
+    assert time.monotonic() - closed_at >= 0.3
+    assert (violation.kind, violation.verdict, violation.task_id) == ("violation", "REJECT", submitted.task_id)
+    assert violation.labels == verdict_for(url.encode(), "tupu")[1]
+    assert (end.kind, end.task_id, end.abnormal_end) == ("end", submitted.task_id, False)
+
+
+def test_close_calls_fail_with_transient_errors_at_the_rate_asked(client, receiver, http, sandbox):
+    rule = {"kind": "error5xx", "rate": 0.3, "service": "tupu", "action": "close"}
+    http.post(sandbox.url + "/_sandbox/config", json={"seed": 7, "faults": [rule]})
+    task_ids = [client.submit_stream(f"job-{i}", stream_with("PASS"), callback_url=receiver.url).task_id
+                for i in range(40)]  # submits are not faulted
+    failed = 0
+    for task_id in task_ids:
+        try:
+            client.close_stream(task_id)
+        except VendorError as error:
+            assert (error.status, error.retryable) == (503, True)
+            failed += 1
+    stats = sandbox.stats()
+    assert stats["requests"] == {"tupu.submit": 40, "tupu.close": 40}
+    assert stats["faults_by_action"] == {"tupu.close": failed}
+    assert 4 <= failed <= 20  # about 30 % of 40

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
-from workers.processes import voxqueue_command
-
-
-def run(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ) | (env_extra or {})
-    return subprocess.run(voxqueue_command(*args), capture_output=True, text=True, env=env, timeout=60,
-                          stdin=subprocess.DEVNULL, check=False)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
+from tests.workers.cli_helpers import one_line_error, run
 
 
 @pytest.mark.parametrize("command", [[], ["ingest"], ["report"], ["stream", "close"], ["db", "upgrade"]])

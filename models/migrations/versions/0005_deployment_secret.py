@@ -1,7 +1,7 @@
 """the deployment secret: one row that every key of ours is derived from
 
-Revision ID: 0003_deployment_secret
-Revises: 0002
+Revision ID: 0005_deployment_secret
+Revises: 0004_stream_closing
 
 The row is generated here (and again by ``voxqueue db upgrade`` if it is ever missing),
 unless ``VOXQUEUE_SECRET_KEY`` is set: that setting wins, and a deployment that gives
@@ -12,8 +12,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003_deployment_secret'
-down_revision = '0002'
+revision = '0005_deployment_secret'
+down_revision = '0004_stream_closing'
 branch_labels = None
 depends_on = None
 
