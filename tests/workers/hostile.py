@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 DEEP = 10_000
@@ -200,36 +197,3 @@ def log_problems(records: list[logging.LogRecord]) -> list[str]:
                 or "Error handling request" in text:
             problems.append(f"{record.name} {record.levelname}: {text[:200]}")
     return problems
-
-
-@contextmanager
-def silent_server() -> Iterator[tuple[str, int]]:
-    """A TCP server that accepts connections and never answers (a hung broker or database).
-
-    Its connections are closed when the block ends, so threads blocked on them end too.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            accepted.append(conn)
-
-    thread = threading.Thread(target=accept, name="silent-server", daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[:2]
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in accepted:
-            conn.close()
-        listener.close()

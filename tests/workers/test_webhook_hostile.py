@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import text
 
-from config.settings import get_settings
+from config.settings import get_settings, reset_settings
 from models.db import engine_for
 from tasks.results import merge
 from tests.workers import hostile
@@ -284,39 +284,33 @@ def test_stalled_enqueue_answers_503_in_time(database_url, logged):
     assert "enqueue_timeout" in logged.text
 
 
-def test_healthz_names_a_stalled_broker(database_url, logged, monkeypatch):
-    with hostile.silent_server() as (host, port):
-        monkeypatch.setenv("VOXQUEUE_BROKER_URL", f"redis://{host}:{port}/0")
-        from config.settings import reset_settings
-
-        reset_settings()
-        app = create_app(get_settings(), lambda _e: None, limits=Limits(probe_s=1.0))
-        with serve(app) as url:
-            started = time.monotonic()
-            first = requests.get(url("/healthz"), timeout=10)
-            again = requests.get(url("/healthz"), timeout=10)  # the stuck probe is not started twice
-            took = time.monotonic() - started
+def test_healthz_names_a_stalled_broker(database_url, logged, monkeypatch, silent_server):
+    monkeypatch.setenv("VOXQUEUE_BROKER_URL", f"redis://127.0.0.1:{silent_server}/0")
+    reset_settings()
+    app = create_app(get_settings(), lambda _e: None, limits=Limits(probe_s=1.0))
+    with serve(app) as url:
+        started = time.monotonic()
+        first = requests.get(url("/healthz"), timeout=10)
+        again = requests.get(url("/healthz"), timeout=10)  # the stuck probe is not started twice
+        took = time.monotonic() - started
     assert (first.status_code, first.json()) == (503, {"database": "ok", "broker": "down"})
     assert (again.status_code, again.json()) == (503, {"database": "ok", "broker": "down"})
     assert took < 5, took
     assert hostile.log_problems(logged.records) == []
 
 
-def test_a_stalled_database_answers_503_and_healthz_names_it(database_url, logged, monkeypatch):
-    with hostile.silent_server() as (host, port):
-        monkeypatch.setenv("VOXQUEUE_DATABASE_URL", f"postgresql+psycopg://postgres@{host}:{port}/x")
-        monkeypatch.setenv("VOXQUEUE_SECRET_KEY", "k" * 32)  # the receiver could not read it from there
-        from config.settings import reset_settings
-
-        reset_settings()
-        app = create_app(get_settings(), lambda _e: None, broker_probe=lambda: None,
-                         limits=Limits(call_s=1.0, probe_s=1.0))
-        with serve(app) as url:
-            client = Client(url, database_url)
-            started = time.monotonic()
-            stored = client.shumei(1, hostile.BT_ID)
-            health = requests.get(url("/healthz"), timeout=10)
-            took = time.monotonic() - started
+def test_a_stalled_database_answers_503_and_healthz_names_it(database_url, logged, monkeypatch, silent_server):
+    monkeypatch.setenv("VOXQUEUE_DATABASE_URL", f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/x")
+    monkeypatch.setenv("VOXQUEUE_SECRET_KEY", "k" * 32)  # the receiver could not read it from there
+    reset_settings()
+    app = create_app(get_settings(), lambda _e: None, broker_probe=lambda: None,
+                     limits=Limits(call_s=1.0, probe_s=1.0))
+    with serve(app) as url:
+        client = Client(url, database_url)
+        started = time.monotonic()
+        stored = client.shumei(1, hostile.BT_ID)
+        health = requests.get(url("/healthz"), timeout=10)
+        took = time.monotonic() - started
     assert stored.status_code == 503
     assert (health.status_code, health.json()) == (503, {"database": "down", "broker": "ok"})
     assert took < 5, took

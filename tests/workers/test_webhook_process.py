@@ -16,7 +16,6 @@ from sqlalchemy import delete
 
 from models import DeploymentSecret
 from models.db import engine_for
-from tests.workers import hostile
 from tests.workers.webhook_helpers import gme_body, make_check
 from vendors.gme import sign_callback
 from workers.processes import free_port, voxqueue_command
@@ -67,23 +66,22 @@ def test_no_deployment_secret_is_one_line_before_listening(database_url, redis_u
     assert "short" not in short[1].replace("VOXQUEUE_SECRET_KEY must be at least 16 characters", "")
 
 
-def test_a_hung_broker_costs_a_503_and_sigterm_still_stops_it(database_url):
+def test_a_hung_broker_costs_a_503_and_sigterm_still_stops_it(database_url, silent_server):
     """A broker that accepts connections and never answers: the vendor gets a 503 within 30 s,
     /healthz names the broker, and SIGTERM stops the receiver within 10 s while a callback
     is still waiting on the broker."""
     make_check(database_url, "gme", "gme-hung")
-    with hostile.silent_server() as (host, broker_port):
-        outcome = _hang_and_stop({"VOXQUEUE_BROKER_URL": f"redis://{host}:{broker_port}/0"})
+    outcome = _hang_and_stop({"VOXQUEUE_BROKER_URL": f"redis://127.0.0.1:{silent_server}/0"})
     assert outcome["health"] == (503, {"database": "ok", "broker": "down"})
     assert "enqueue_" in outcome["stderr"]
 
 
-def test_a_hung_database_costs_a_503_and_sigterm_still_stops_it(redis_url):
+def test_a_hung_database_costs_a_503_and_sigterm_still_stops_it(redis_url, silent_server):
     """The same with a database that never answers: the store's thread stays blocked for good
     (nothing times out a PostgreSQL read here), and the receiver still exits on SIGTERM."""
-    with hostile.silent_server() as (host, db_port):
-        outcome = _hang_and_stop({"VOXQUEUE_DATABASE_URL": f"postgresql+psycopg://postgres@{host}:{db_port}/x",
-                                  "VOXQUEUE_SECRET_KEY": os.urandom(16).hex(), "VOXQUEUE_BROKER_URL": redis_url})
+    database = f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/x"
+    outcome = _hang_and_stop({"VOXQUEUE_DATABASE_URL": database, "VOXQUEUE_SECRET_KEY": os.urandom(16).hex(),
+                              "VOXQUEUE_BROKER_URL": redis_url})
     assert outcome["health"] == (503, {"database": "down", "broker": "ok"})
     assert "store_timeout" in outcome["stderr"] and "abandoned" in outcome["stderr"]
 
