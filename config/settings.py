@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("soe", "gme", "shumei", "tupu", "asr")
 EMBEDDED_BROKER = "embedded"
+MIN_SECRET_CHARS = 16
 ENV_PREFIX = "VOXQUEUE_"
 ENV_FILE = ".env"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -98,6 +99,15 @@ class Settings(BaseSettings):
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("is not UTF-8 text") from None
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # empty, as in a copied .env.example: the database's
+        if len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
         return value
 
     @field_validator("soe_chunk_bytes")

@@ -24,7 +24,6 @@ from models.deployment import stored_secret
 IDEMPOTENCY = "idempotency-key"  # GME DataId, Shumei btId, Tupu forumId
 CALLBACK_TOKEN = "callback-token"  # the token in ASR's and Shumei's callback URLs
 PURPOSES = (IDEMPOTENCY, CALLBACK_TOKEN)
-MIN_SECRET_CHARS = 16
 KEY_PREFIX = "vq-"
 KEY_HEX_CHARS = 32  # 128 bits: "vq-" + 32 = 35 characters, within every vendor's limit
 TOKEN_HEX_CHARS = 32
@@ -39,11 +38,8 @@ _cache: tuple[Settings, dict[str, bytes]] | None = None  # the settings object t
 
 
 def secret_of(settings: Settings) -> bytes:
-    configured = settings.secret_key.get_secret_value() if settings.secret_key else None
-    if configured is not None:
-        if len(configured) < MIN_SECRET_CHARS:
-            raise MissingSecret(f"VOXQUEUE_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters")
-        return configured.encode()
+    if settings.secret_key is not None:  # validated: 16 characters or more
+        return settings.secret_key.get_secret_value().encode()
     stored = stored_secret(settings.database_url)
     if not stored:
         raise MissingSecret("the database has no deployment secret: run `voxqueue db upgrade` "

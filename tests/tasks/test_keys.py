@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete
 
-from config.settings import get_settings, reset_settings
+from config.settings import SettingsError, get_settings, reset_settings
 from models import DeploymentSecret
 from models.db import engine_for
 from models.deployment import ensure_secret, stored_secret
@@ -101,10 +101,20 @@ def test_a_missing_or_short_secret_says_what_to_do(database_url, monkeypatch):
         keys.vendor_key("b", "r", "gme", get_settings())
     monkeypatch.setenv("VOXQUEUE_SECRET_KEY", "tooshort")
     reset_settings()
-    with pytest.raises(keys.MissingSecret) as caught:
-        keys.vendor_key("b", "r", "gme", get_settings())
-    assert "tooshort" not in str(caught.value)
-    assert "tooshort" in get_settings().secret_values()  # redacted wherever secrets are
+    with pytest.raises(SettingsError) as caught:
+        get_settings()
+    assert str(caught.value) == "VOXQUEUE_SECRET_KEY: must be at least 16 characters"
+
+
+def test_an_empty_setting_is_unset(database_url, monkeypatch):
+    stored = keys.vendor_key("b", "r", "gme", get_settings())
+    monkeypatch.setenv("VOXQUEUE_SECRET_KEY", "")  # as in a copied .env.example
+    reset_settings()
+    assert get_settings().secret_key is None
+    assert keys.vendor_key("b", "r", "gme", get_settings()) == stored
+    monkeypatch.setenv("VOXQUEUE_SECRET_KEY", "x" * 16)
+    reset_settings()
+    assert "x" * 16 in get_settings().secret_values()  # redacted wherever secrets are
 
 
 def test_a_row_key_that_is_not_text_still_gets_a_stable_key(database_url):
