@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 RUFF   := ruff==0.17.6
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint worker beat flower webhooks sandbox up bench clean
+.PHONY: help demo test lint worker beat flower webhooks sandbox up bench bench-recovery clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ up: ## Start the production topology with docker compose (add --profile sandbox 
 
 bench: $(STAMP) ## Measure throughput against the sandbox (see benchmarks/)
 	$(PY) benchmarks/throughput.py
+
+bench-recovery: $(STAMP) ## Measure recovery: seconds from a worker kill or a broker restart to the batch done
+	$(PY) benchmarks/recovery.py
 
 clean: ## Remove the virtualenv and local state
 	rm -rf $(VENV) var

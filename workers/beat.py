@@ -77,6 +77,7 @@ class Scheduler(RedBeatScheduler):
             self._say("beat: the broker is unreachable (%s: %s); trying again", exc)
             return False
         self.lock = lock
+        self._stored = False  # stored again under the lock: it may have gone with the broker's data
         log.info("beat: lock taken")
         return True
 

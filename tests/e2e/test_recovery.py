@@ -118,3 +118,23 @@ def test_a_worker_stopped_with_sigterm_hands_back_at_once(pipeline, tmp_path):
     assert "handing back" in log
     pipeline.sandbox("config", {"latency_ms": 50})
     finish(pipeline, media, stopping, "worker stopped with SIGTERM, the other finished its work")
+
+
+def test_two_beats_still_poll_as_one_after_the_broker_restarts(pipeline, private_redis):
+    _, state, restart = private_redis
+    worker = pipeline.start_worker("-c", "4")
+    beats = [pipeline.start_beat(), pipeline.start_beat()]
+    time.sleep(3)
+    state["proc"].send_signal(signal.SIGKILL)
+    state["proc"].wait(5)
+    state["proc"] = restart()
+    log = pipeline.logs / "worker-0.log"
+    since = len(log.read_text(errors="replace"))
+    wait_until(lambda: "Task voxqueue.poll.gme[" in log.read_text(errors="replace")[since:], 30)
+    window, since = 10.0, len(log.read_text(errors="replace"))
+    time.sleep(window)
+
+    rounds = log.read_text(errors="replace")[since:].count("Task voxqueue.poll.gme[") // 2  # received, succeeded
+    print(f"\n{rounds} GME polling rounds in {window:.0f}s with two beats, after the broker restarted empty")
+    assert 0 < rounds <= window / 1.0 + 2  # VOXQUEUE_POLL_INTERVAL=1: what one beat schedules
+    assert all(beat.poll() is None for beat in beats) and worker.poll() is None

@@ -61,3 +61,14 @@ def test_compose_file_is_accepted_by_docker_compose():
     result = subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
                             capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_flower_is_published_on_loopback_only():
+    """Flower runs without authentication in the compose file: it must not be reachable from other hosts."""
+    import re
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    block = re.search(r"^  flower:\n((?:    .*\n|\s*\n)+)", text, re.MULTILINE).group(1)
+    ports = re.findall(r'"([^"]*5555[^"]*)"', re.search(r"ports: \[(.*)\]", block).group(1))
+    assert ports and all(p.startswith(("127.0.0.1:", "[::1]:")) for p in ports), ports
+    assert "FLOWER_UNAUTHENTICATED_API" not in block
