@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("soe", "gme", "shumei", "tupu", "asr")
 EMBEDDED_BROKER = "embedded"
+MIN_SECRET_CHARS = 16
 ENV_PREFIX = "VOXQUEUE_"
 ENV_FILE = ".env"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     broker_url: str = EMBEDDED_BROKER
     var_dir: Path = Path("var")
     callback_base_url: str | None = None
+    # Every key of ours a vendor sees (DataId, btId, forumId, callback tokens) is an HMAC under
+    # this secret; unset, the one `voxqueue db upgrade` generated and stored in the database.
+    secret_key: SecretStr | None = None
     media_base_url: str | None = None
 
     tencent_secret_id: str = ""
@@ -97,6 +101,15 @@ class Settings(BaseSettings):
                 raise ValueError("is not UTF-8 text") from None
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # empty, as in a copied .env.example: the database's
+        if len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
+        return value
+
     @field_validator("soe_chunk_bytes")
     @classmethod
     def _even_chunks(cls, value: int) -> int:
@@ -141,6 +154,7 @@ class Settings(BaseSettings):
         """Every configured secret, for redaction and for the tests that scan for leaks."""
         values = [
             self.tencent_secret_key, self.tencent_token, self.gme_callback_key, self.shumei_access_key,
+            self.secret_key,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -1,4 +1,5 @@
 from models.base import Base
+from models.deployment import DeploymentSecret
 from models.entities import (
     TERMINAL_CHECK,
     TERMINAL_JOB,
@@ -19,6 +20,7 @@ __all__ = [
     "CallbackEvent",
     "Check",
     "CheckStatus",
+    "DeploymentSecret",
     "Job",
     "JobStatus",
     "Marker",

@@ -6,8 +6,10 @@ processing, 1901 QPS limit (the ``throttle`` fault), 1902 invalid parameters,
 ``accessKey``. RAW content is base64 (``formatInfo`` required; pcm also needs
 ``rate`` and ``track``) up to ``config.shumei_raw_max_bytes``; URL content is
 downloaded when processed. After ``result_delay_s`` the query answers the seed's
-result shape (and the ``callback``, if given, gets the same body, retried up to
-12 times until HTTP 200). A ``btId`` seen before answers its first ``requestId``.
+result shape (and the ``callback``, if given, gets the same body at that very URL,
+retried up to 12 times until HTTP 200). A failure carries only ``code``, ``message``
+and ``requestId`` (no ``btId``), as the seed says. A ``btId`` seen before answers its
+first ``requestId``.
 """
 
 from __future__ import annotations
@@ -107,8 +109,8 @@ def _tags(types: str) -> dict[str, Any]:
 def result_body(task: Task) -> dict[str, Any]:
     """The query answer and callback body of a finished task (seed 004)."""
     ids = {"requestId": task.task_id, "btId": task.key}
-    if task.error is not None:
-        return {"code": DOWNLOAD_FAILED, "message": f"下载失败: {task.error}", **ids}
+    if task.error is not None:  # "除message和requestId之外的字段，只有当code为1100时才会存在"
+        return {"code": DOWNLOAD_FAILED, "message": f"下载失败: {task.error}", "requestId": task.task_id}
     body = {
         "code": SUCCESS, "message": "正常", **ids, "riskLevel": task.verdict,
         "audioText": task.text, "audioTime": max(1, round(task.seconds)),

@@ -11,10 +11,7 @@ attempt. Permanent errors fail the check at once with the vendor's reason.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +22,7 @@ from config.settings import Settings, get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, leases, liveness
+from tasks import breaker, common, crashpoints, keys, leases, liveness
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
@@ -40,22 +37,21 @@ log = logging.getLogger("voxqueue.moderation")
 MAX_ATTEMPTS = 6
 FIRST_POLL_S = 2.0
 RESULT_DEADLINE = dt.timedelta(hours=2)
-NAMESPACE = uuid.UUID("3f1d8f0e-6c35-4a8e-9d55-6f1f0a6e2b10")
 
 
 def idempotency_key(lease: Lease) -> str:
-    """A key derived from the job (batch, row key, service): the same on every attempt."""
-    return "vq-" + uuid.uuid5(NAMESPACE, f"{lease.job.batch}\x00{lease.job.key}\x00{lease.service}").hex
+    """A key derived from the job (batch, row key, service) under the deployment's secret:
+    the same on every attempt, and not computable by someone who knows only the job."""
+    return keys.vendor_key(lease.job.batch, lease.job.key, lease.service, get_settings())
 
 
 def callback_token(service: str, check_id: int, settings: Settings) -> str:
     """An unguessable token for the callback URL of a vendor that does not sign callbacks.
 
-    ``/callbacks/asr/{check_id}/{token}``: the receiver recomputes it from the check id,
+    ``/callbacks/{service}/{check_id}/{token}``: the receiver recomputes it from the check id,
     so a callback that arrives before the submission is recorded is still verified.
     """
-    secret = settings.tencent_secret_key.get_secret_value().encode()
-    return hmac.new(secret, f"{service}:{check_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    return keys.callback_token(service, check_id, settings)
 
 
 @dataclass

@@ -19,8 +19,8 @@ from models.db import session_scope
 from tasks import common
 from tasks.infra import INFRA_ERRORS
 from tasks.status import refresh_job, strictest
-from vendors import asr, gme, shumei, tupu
-from vendors.errors import Disposition, VendorError
+from vendors import asr, gme, safejson, shumei, tupu
+from vendors.errors import BadResponse, Disposition, VendorError
 from workers.app import app
 
 log = logging.getLogger("voxqueue.results")
@@ -133,7 +133,14 @@ APPLY = {"gme": _gme, "shumei": _shumei, "asr": _asr, "tupu": _tupu}
 
 
 def parse_event(event: CallbackEvent) -> Any:
+    """The vendor's result in a stored callback; :class:`BadResponse` when it cannot be read."""
     body = event.body
+    if not isinstance(body, dict):
+        raise BadResponse(event.vendor, "the stored callback is not an object")
+    try:
+        safejson.check_text(body)  # text no column can hold (a NUL: PostgreSQL refuses it)
+    except safejson.UnsafeJSON as exc:
+        raise BadResponse(event.vendor, str(exc)) from exc
     if event.vendor == "gme":
         return gme.GmeScanResult.from_dict(body)
     if event.vendor == "shumei":
@@ -171,20 +178,69 @@ def merge(self, event_id: int) -> None:
 
 
 def _merge(session, event: CallbackEvent, check: Check) -> None:
+    """Apply the event, or end it ``ignored`` with the reason: an event is tried once."""
+    mismatch = _not_this_checks(event, check)
+    if mismatch:
+        _ignore(event, mismatch)
+        return
     try:
         changed = apply(session, check, parse_event(event))
+        session.flush()  # a value the database refuses is this event's fault, found here
+    except BadResponse as error:
+        _ignore(event, f"unreadable callback: {error.message}")
+        return
     except VendorError as error:
-        if error.disposition is Disposition.PENDING:
-            event.state, event.note = "ignored", "not final yet"
+        changed = _vendor_error(check, event, error)
+        if not changed:
             return
-        common.fail(check, error.reason, error.summary())
-        changed = True
-    except (KeyError, TypeError, ValueError) as exc:
-        event.state, event.note = "ignored", f"unreadable callback: {type(exc).__name__}"
+    except INFRA_ERRORS:
+        raise  # ours, not the event's: the task retries
+    except Exception as exc:  # noqa: BLE001  (a shape the parsers missed: ended, never retried forever)
+        session.rollback()  # nothing half-applied
+        _ignore(event, f"unreadable callback: {type(exc).__name__}")
         return
     event.state = "merged" if changed else "ignored"
     event.note = None if changed else f"check already {check.status}"
     event.merged_at = utcnow()
+
+
+def _vendor_error(check: Check, event: CallbackEvent, error: VendorError) -> bool:
+    """A callback that reports a failure: the check fails, or (Shumei, a code that means "for
+    now") is asked again by polling. True when the check failed."""
+    if error.disposition is Disposition.PENDING:
+        _ignore(event, "not final yet")
+        return False
+    if check.status not in common.ACTIVE:
+        _ignore(event, f"check already {check.status}")
+        return False
+    if error.retryable and check.service == "shumei":
+        reschedule(check, utcnow())
+        _ignore(event, f"{error.summary()}: asked again")
+        return False
+    common.fail(check, error.reason, error.summary())
+    return True
+
+
+def _ignore(event: CallbackEvent, note: str) -> None:
+    event.state, event.note = "ignored", note[:500]
+
+
+def _not_this_checks(event: CallbackEvent, check: Check) -> str | None:
+    """Why a Shumei callback for this check's URL does not describe this check's file, if so.
+
+    A result names its ``btId``; a failure has none (seed 004) and is matched by the
+    ``requestId`` recorded at submission.
+    """
+    if event.vendor != "shumei":
+        return None
+    body = event.body if isinstance(event.body, dict) else {}
+    bt_id, request_id = body.get("btId"), body.get("requestId")
+    if bt_id and check.vendor_task_id and str(bt_id) != check.vendor_task_id:
+        return "its btId is not this check's"
+    recorded = check.result.get("requestId") if isinstance(check.result, dict) else None
+    if not bt_id and recorded and check.status in common.ACTIVE and str(request_id) != recorded:
+        return "its requestId is not this check's"
+    return None
 
 
 def reschedule(check: Check, now: dt.datetime, *, first: float = 2.0, cap: float = 60.0) -> None:

@@ -1,17 +1,35 @@
-"""Shumei audio v4: one file per request, its btId derived from the job."""
+"""Shumei audio v4: one file per request, its btId derived from the job.
+
+Shumei signs no callback, so each check's callback URL carries a token of ours
+(``/callbacks/shumei/{check_id}/{token}``). A callback without it is only a signal:
+the receiver sends :func:`query` for the check it names, and what the vendor answers
+to ``query_audio/v4`` is what is recorded.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from config.broker import broker_url, redis_client
 from config.settings import get_settings
-from tasks import clients, moderation
+from models import Check, CheckStatus
+from models.base import utcnow
+from models.db import session_scope
+from tasks import clients, common, moderation
+from tasks.infra import INFRA_ERRORS
 from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
+from tasks.ratelimit import Throttled, take
+from tasks.results import apply, reschedule
+from vendors.errors import Disposition, VendorError
+from vendors.shumei import ShumeiResult
 from workers.app import app
 
 RAW_FORMATS = {".wav": "wav", ".mp3": "mp3", ".pcm": "pcm", ".raw": "pcm"}
+QUERY_GAP_S = 10
 
 
 def describe(lease: Lease) -> dict[str, Any]:
@@ -42,10 +60,59 @@ def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     client = clients.shumei(settings)
     raw = Path(facts["path"]).read_bytes() if "path" in facts else None
     pcm = facts.get("fmt") == "pcm"
+    token = moderation.callback_token("shumei", check_id, settings)
     submitted = client.submit(
         facts["key"], url=facts.get("url"), raw=raw, fmt=facts.get("fmt"),
         rate=16000 if pcm else None, track=1 if pcm else None,
-        callback=callback_url(settings, "shumei"), token_id=facts["token_id"],
+        callback=callback_url(settings, "shumei", f"/{check_id}/{token}"), token_id=facts["token_id"],
         lang=None if facts.get("lang") != "zh" else "zh",
     )
     return moderation.Accepted(submitted.bt_id, {"requestId": submitted.request_id})
+
+
+@app.task(bind=True, name="voxqueue.shumei.query", acks_late=True, ignore_result=True, max_retries=None,
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=60, retry_jitter=True)
+def query(self, check_id: int) -> None:
+    """Ask Shumei for one check's result now (an unauthenticated callback named it).
+
+    At most once per :data:`QUERY_GAP_S` per check, whichever worker or receiver asks:
+    a flood of such callbacks costs the vendor one query.
+    """
+    bt_id = _running_bt_id(check_id)
+    if bt_id is None or not _first_query(check_id):
+        return
+    try:
+        take("shumei", max_wait=5.0)
+        result: ShumeiResult | VendorError | None = clients.shumei(get_settings()).query(bt_id)
+    except Throttled as throttled:
+        raise self.retry(countdown=throttled.wait) from throttled
+    except VendorError as error:
+        result = error if error.disposition is Disposition.PERMANENT else None
+    _record_answer(check_id, result)
+
+
+def _running_bt_id(check_id: int) -> str | None:
+    with session_scope() as session:
+        return session.scalar(select(Check.vendor_task_id).where(
+            Check.id == check_id, Check.service == "shumei", Check.status == CheckStatus.RUNNING.value))
+
+
+def _first_query(check_id: int) -> bool:
+    client = redis_client(broker_url(get_settings()))
+    try:
+        return bool(client.set(f"voxqueue:shumei-query:{check_id}", "1", nx=True, ex=QUERY_GAP_S))
+    finally:
+        client.close()
+
+
+def _record_answer(check_id: int, result: ShumeiResult | VendorError | None) -> None:
+    """As a poll round does: the result, the vendor's permanent error, or the next poll."""
+    with session_scope() as session:
+        check = session.get(Check, check_id)
+        if check is None or check.status != CheckStatus.RUNNING.value:
+            return
+        if isinstance(result, VendorError):
+            common.fail(check, result.reason, result.summary())
+        elif result is None or not apply(session, check, result):
+            reschedule(check, utcnow())
+

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -141,26 +142,46 @@ class AsrResult:
 
 
 def parse_callback(body: Mapping[str, Any]) -> AsrResult:
-    """Parse a callback delivered as a form or as JSON (form values are strings)."""
+    """Parse a callback delivered as a form or as JSON (form values are strings).
+
+    :class:`BadResponse` when it is not a callback: no integer ``code``, or a ``text``,
+    ``message`` or ``requestId`` that is not text (or a number, for the id).
+    """
+    if not isinstance(body, Mapping):
+        raise BadResponse(VENDOR, "callback is not an object")
     try:
-        code = int(body["code"])
-    except (KeyError, TypeError, ValueError) as exc:
+        code = body["code"]
+        if isinstance(code, bool) or not isinstance(code, (int, str, float)):
+            raise TypeError(type(code).__name__)
+        code = int(code)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # 1e999 overflows
         raise BadResponse(VENDOR, "callback without a numeric code") from exc
     return AsrResult(
-        request_id=str(body.get("requestId", "")),
+        request_id=_text(body, "requestId", numbers=True),
         code=code,
-        message=str(body.get("message") or ""),
-        text=body.get("text"),
+        message=_text(body, "message"),
+        text=_text(body, "text") if body.get("text") is not None else None,
         audio_time=_float_or_none(body.get("audioTime")),
         raw=dict(body),
     )
 
 
+def _text(body: Mapping[str, Any], name: str, *, numbers: bool = False) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    allowed = (str, int) if numbers else (str,)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise BadResponse(VENDOR, f"{name} is not text")
+    return str(value)
+
+
 def _float_or_none(value: Any) -> float | None:
     try:
-        return None if value in (None, "") else float(value)
+        number = None if value in (None, "") else float(value)
     except (TypeError, ValueError):
         return None
+    return number if number is None or math.isfinite(number) else None
 
 
 def _check_source(audio: bytes | None, url: str | None) -> None:

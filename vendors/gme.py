@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from vendors import safejson
 from vendors.errors import BadResponse, Disposition, InvalidInput, VendorError
 from vendors.tc3 import Credentials
 from vendors.tencent import TencentApiClient, split_error_table
@@ -35,6 +36,7 @@ FILE_SCHEMES = ("http", "https")
 STREAM_SCHEMES = ("rtmp", "http", "https")
 SIGNATURE_PARAM = "Signatue"  # the vendor's spelling
 STATUS_START, STATUS_SUCCESS, STATUS_ERROR = "Start", "Success", "Error"
+STATUSES = (STATUS_START, STATUS_SUCCESS, STATUS_ERROR)
 
 _GME_ERRORS: dict[str, tuple[Disposition, str]] = {
     "FailedOperation": (Disposition.PERMANENT, "failed_operation"),
@@ -151,26 +153,51 @@ def _flag(value: Any) -> bool:
 
 def _rate(value: Any) -> float:
     try:
-        return float(value)
+        rate = float(value)
     except (TypeError, ValueError):
         return 0.0
+    return rate if math.isfinite(rate) else 0.0
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return -1
+def _code(value: Any) -> int:
+    """``Code``: an integer (or its text); anything else is not a GME result."""
+    if value in (None, ""):
+        return 0
+    if isinstance(value, (int, str)) or (isinstance(value, float) and math.isfinite(value)):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise BadResponse(VENDOR, "Code is not an integer")
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    """A field that must be text (numbers are taken as their text)."""
+    value = data.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadResponse(VENDOR, f"{name} is not text")
+    return str(value)
+
+
+def _objects(value: Any, name: str) -> list[dict[str, Any]]:
+    """A list of objects (absent or null: none); anything else is malformed."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise BadResponse(VENDOR, f"{name} is not a list of objects")
+    return value
 
 
 def label_rates(pieces: list[dict[str, Any]]) -> dict[str, float]:
     """Highest ``Rate`` per label over the hit pieces (``MainType`` and ``ScanDetail[].Label``)."""
     rates: dict[str, float] = {}
-    for piece in (p for p in pieces if isinstance(p, dict) and _flag(p.get("HitFlag"))):
-        details = [d for d in piece.get("ScanDetail") or [] if isinstance(d, dict)]
-        pairs = [(piece.get("MainType"), 0.0)] + [
-            (d.get("Label"), _rate(d.get("Rate"))) for d in details
-        ]
+    for piece in _objects(pieces, "ScanPiece"):
+        details = _objects(piece.get("ScanDetail"), "ScanDetail")
+        if not _flag(piece.get("HitFlag")):
+            continue
+        pairs = [(_text(piece, "MainType"), 0.0)] + [(_text(d, "Label"), _rate(d.get("Rate"))) for d in details]
         for label, rate in pairs:
             if label and label != "normal":
                 rates[label] = max(rates.get(label, 0.0), rate)
@@ -192,15 +219,20 @@ class GmeScanResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GmeScanResult:
-        status, hit = str(data.get("Status") or ""), _flag(data.get("HitFlag"))
-        rates = label_rates(data.get("ScanPiece") or [])
+        """A ``DescribeScanResult``; :class:`BadResponse` when its shape is not one."""
+        if not isinstance(data, dict):
+            raise BadResponse(VENDOR, "a scan result is not an object")
+        status, hit = _text(data, "Status"), _flag(data.get("HitFlag"))
+        if status not in STATUSES:
+            raise BadResponse(VENDOR, "Status is not Start, Success or Error")
+        rates = label_rates(data.get("ScanPiece"))
         verdict = "REJECT" if hit else "PASS" if status == STATUS_SUCCESS else None
         return cls(
-            data_id=str(data.get("DataId") or ""),
-            task_id=str(data.get("TaskId") or ""),
+            data_id=_text(data, "DataId"),
+            task_id=_text(data, "TaskId"),
             status=status,
-            code=_int(data.get("Code")),
-            msg=str(data.get("Msg") or ""),
+            code=_code(data.get("Code")),
+            msg=_text(data, "Msg"),
             hit_flag=hit,
             verdict=verdict,
             labels=sorted(rates, key=lambda k: (-rates[k], k)),
@@ -233,10 +265,18 @@ def parse_submitted(response: dict[str, Any]) -> list[GmeSubmitted]:
 
 
 def parse_results(response: dict[str, Any]) -> list[GmeScanResult]:
+    """The readable results of a ``DescribeScanResultList`` answer: one malformed entry does not
+    hide the others (its task is simply not in the list, as if not ready)."""
     data = response.get("Data")
     if not isinstance(data, list):
         raise BadResponse(VENDOR, "DescribeScanResultList answer without Data")
-    return [GmeScanResult.from_dict(d) for d in data if isinstance(d, dict)]
+    results = []
+    for item in data:
+        try:
+            results.append(GmeScanResult.from_dict(item))
+        except BadResponse:
+            continue
+    return results
 
 
 # -- callbacks ----------------------------------------------------------------
@@ -258,9 +298,9 @@ def verify_callback(body: bytes, signature: str | None, key: str) -> bool:
 def parse_callback(body: bytes) -> GmeScanResult:
     """A verified callback body (one ``DescribeScanResult``)."""
     try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadResponse(VENDOR, "callback body is not JSON") from exc
+        data = safejson.loads(body)
+    except safejson.UnsafeJSON as exc:
+        raise BadResponse(VENDOR, f"callback body: {exc}") from exc
     if not isinstance(data, dict):
         raise BadResponse(VENDOR, "callback body is not an object")
     return GmeScanResult.from_dict(data)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,8 +67,11 @@ def disposition_for(code: int, stage: Stage = "submit") -> tuple[Disposition, st
 def code_of(body: Any) -> int:
     """The integer ``code`` of an answer, or :class:`BadResponse` when there is none."""
     try:
-        return int(body["code"])
-    except (KeyError, TypeError, ValueError) as exc:
+        code = body["code"]
+        if isinstance(code, bool) or not isinstance(code, (int, str, float)):
+            raise TypeError(type(code).__name__)
+        return int(code)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # 1e999 overflows
         raise BadResponse(VENDOR, "answer without a numeric code") from exc
 
 
@@ -80,7 +84,7 @@ def error_for(body: dict[str, Any], stage: Stage = "submit") -> VendorError:
         str(body.get("message") or ""),
         disposition=disposition,
         code=code,
-        request_id=body.get("requestId"),
+        request_id=_id(body, "requestId") or None,
     )
 
 
@@ -120,18 +124,58 @@ class ShumeiResult:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> ShumeiResult:
-        level = body.get("riskLevel")
+        """A successful answer; :class:`BadResponse` when a field has the wrong shape."""
+        level = _optional(body, "riskLevel", str)
+        segments = _segments(body.get("audioDetail"))
+        tags = _optional(body, "audioTags", dict) or {}
         return cls(
-            bt_id=str(body.get("btId", "")),
-            request_id=str(body.get("requestId", "")),
+            bt_id=_id(body, "btId"),
+            request_id=_id(body, "requestId"),
             risk_level=level,
             verdict=level if level in VERDICTS else None,
-            text=body.get("audioText") or _segments_text(body.get("audioDetail") or []),
-            audio_time=body.get("audioTime"),
-            labels=risk_labels(body.get("audioDetail") or [])
-            + tag_labels(body.get("audioTags") or {}),
+            text=_optional(body, "audioText", str) or _segments_text(segments),
+            audio_time=_seconds(body.get("audioTime")),
+            labels=risk_labels(segments) + tag_labels(tags),
             raw=body,
         )
+
+
+def _optional(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise BadResponse(VENDOR, f"{name} is not a{'n object' if kind is dict else ' ' + kind.__name__}")
+    return value
+
+
+def _id(body: dict[str, Any], name: str) -> str:
+    """``btId`` or ``requestId``: text (a number is taken as its text), or empty when absent."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadResponse(VENDOR, f"{name} is not text")
+    return str(value)
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _segments(value: Any) -> list[dict[str, Any]]:
+    """``audioDetail``: a list of segment objects whose labels and text are text."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+        raise BadResponse(VENDOR, "audioDetail is not a list of objects")
+    for segment in value:
+        for name in ("riskLevel", "riskLabel1"):
+            _optional(segment, name, str)
+        detail = _optional(segment, "riskDetail", dict)
+        if detail:
+            _optional(detail, "audioText", str)
+    return value
 
 
 def risk_labels(segments: list[dict[str, Any]]) -> list[str]:
@@ -152,13 +196,15 @@ def risk_labels(segments: list[dict[str, Any]]) -> list[str]:
 def tag_labels(tags: dict[str, Any]) -> list[str]:
     """``gender:<label>``, ``singing``, ``language:<zh|en|yue>`` from ``audioTags``."""
     labels = []
-    if isinstance(tags.get("gender"), dict) and tags["gender"].get("label"):
-        labels.append(f"gender:{tags['gender']['label']}")
+    gender = tags.get("gender")
+    if isinstance(gender, dict) and isinstance(gender.get("label"), str) and gender["label"]:
+        labels.append(f"gender:{gender['label']}")
     if tags.get("song") == 1:
         labels.append("singing")
     language = _top(tags.get("language"))
-    if language is not None:
-        labels.append(f"language:{LANGUAGE_TAGS.get(language.get('label'), language.get('label'))}")
+    if language is not None and isinstance(language.get("label"), (int, str)):
+        label = language["label"]
+        labels.append(f"language:{LANGUAGE_TAGS.get(label, label)}")
     return labels
 
 
@@ -169,7 +215,10 @@ def _top(value: Any) -> dict[str, Any] | None:
 
 
 def _likelihood(item: dict[str, Any]) -> float:
-    return float(item.get("probability", item.get("confidence")) or 0)
+    value = item.get("probability", item.get("confidence"))
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0
 
 
 def _segments_text(segments: list[dict[str, Any]]) -> str | None:

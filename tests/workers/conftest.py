@@ -40,7 +40,10 @@ def keys(database_url, monkeypatch, tmp_path, tupu_key) -> dict[str, str]:
 
 @pytest.fixture
 def receiver(database_url, keys):
-    """A receiver on a real socket whose ``enqueue`` records event ids."""
+    """A receiver on a real socket whose ``enqueue`` records event ids and ``query`` check ids;
+    its broker answers every health probe."""
     sent: list[int] = []
-    with serve(create_app(get_settings(), sent.append)) as url:
-        yield Client(url, database_url, sent)
+    queried: list[int] = []
+    app = create_app(get_settings(), sent.append, query=queried.append, broker_probe=lambda: None)
+    with serve(app) as url:
+        yield Client(url, database_url, sent, queried)

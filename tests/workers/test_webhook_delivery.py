@@ -32,7 +32,7 @@ from tests.workers.webhook_helpers import (
 )
 from vendors.gme import sign_callback
 from workers.cli import cli
-from workers.webhooks import MERGE_TASK, create_app, merge_sender
+from workers.webhooks import MERGE_TASK, QUERY_TASK, create_app, merge_sender
 
 
 def test_unknown_gme_and_tupu_tasks_are_kept_for_the_merge(receiver, keys, tupu_key):
@@ -47,16 +47,22 @@ def test_unknown_gme_and_tupu_tasks_are_kept_for_the_merge(receiver, keys, tupu_
     assert receiver.sent == [e.id for e in rows]
 
 
-def test_unknown_shumei_bt_id_is_recorded_as_unknown(receiver):
+def test_unknown_shumei_bt_id_asks_nothing_and_stores_nothing(receiver):
     make_check(receiver.database_url, "shumei", "vq-ours")
     make_check(receiver.database_url, "gme", "vq-other")  # same id, another service: not ours
     for bt_id in ("vq-unknown", "vq-other"):
-        answer = receiver.post("/callbacks/shumei", json=shumei_body(bt_id, "k"))
+        answer = receiver.shumei_unauthenticated(shumei_body(bt_id, "k"))
         assert (answer.status_code, answer.json()) == (200, {"ok": True})
-    rows = events(receiver.database_url)
-    assert [(e.vendor_task_id, e.check_id, e.state) for e in rows] == [
-        ("vq-unknown", None, "unknown"), ("vq-other", None, "unknown")]
-    assert rows[0].note == "no shumei check with this task id"
+    assert events(receiver.database_url) == []
+    assert receiver.sent == [] and receiver.queried == []
+
+
+def test_shumei_callback_for_a_missing_check_is_recorded_as_unknown(receiver):
+    answer = receiver.shumei(424242, "vq-bt")
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    (event,) = events(receiver.database_url)
+    assert (event.vendor, event.check_id, event.state, event.note) == (
+        "shumei", None, "unknown", "no shumei check 424242")
     assert receiver.sent == []
 
 
@@ -73,9 +79,9 @@ def test_broker_failure_answers_503_and_keeps_the_row(database_url, keys, caplog
     def broken(_event_id: int) -> None:
         raise ConnectionRefusedError("redis://:hunter2@broker:6379 refused")
 
-    make_check(database_url, "shumei", "vq-bt")
+    check_id = make_check(database_url, "shumei", "vq-bt")
     with serve(create_app(get_settings(), broken)) as url:
-        answer = Client(url, database_url).shumei("vq-bt")
+        answer = Client(url, database_url).shumei(check_id, "vq-bt")
     assert (answer.status_code, answer.json()) == (503, {"error": "unavailable"})
     assert [e.state for e in events(database_url)] == ["received"]
     assert "enqueue_failed" in caplog.text and "hunter2" not in caplog.text
@@ -88,10 +94,11 @@ def test_event_loop_answers_while_a_broker_call_blocks(database_url, keys):
         entered.set()
         release.wait(10)
 
-    make_check(database_url, "shumei", "vq-bt")
-    with serve(create_app(get_settings(), slow)) as url, ThreadPoolExecutor(1) as pool:
+    check_id = make_check(database_url, "shumei", "vq-bt")
+    app = create_app(get_settings(), slow, broker_probe=lambda: None)
+    with serve(app) as url, ThreadPoolExecutor(1) as pool:
         client = Client(url, database_url)
-        pending = pool.submit(client.shumei, "vq-bt")
+        pending = pool.submit(client.shumei, check_id, "vq-bt")
         assert entered.wait(10)
         assert requests.get(url("/healthz"), timeout=2).status_code == 200
         assert not pending.done()
@@ -107,7 +114,7 @@ def test_merge_message_lands_in_redis(database_url, keys, redis_url, monkeypatch
     check_id = make_check(database_url, "shumei", "vq-bt")
     try:
         with serve(create_app(get_settings(), merge_sender(broker))) as url:
-            assert Client(url, database_url).shumei("vq-bt").ok
+            assert Client(url, database_url).shumei(check_id, "vq-bt").ok
     finally:
         broker.close()
     (event,) = events(database_url)
@@ -129,11 +136,14 @@ def test_default_enqueue_sends_the_merge_task_by_name(database_url, keys, monkey
 
     calls = []
     monkeypatch.setattr(app, "send_task", lambda name, **kw: calls.append((name, kw)))
-    make_check(database_url, "shumei", "vq-bt")
+    check_id = make_check(database_url, "shumei", "vq-bt")
     with serve(create_app()) as url:
-        assert Client(url, database_url).shumei("vq-bt").ok
+        client = Client(url, database_url)
+        assert client.shumei(check_id, "vq-bt").ok
+        assert client.shumei_unauthenticated(shumei_body("vq-bt", "k")).ok
     (event,) = events(database_url)
-    assert calls == [(MERGE_TASK, {"args": [event.id], "queue": "callbacks"})]
+    assert calls == [(MERGE_TASK, {"args": [event.id], "queue": "callbacks", "retry": False}),
+                     (QUERY_TASK, {"args": [check_id], "retry": False})]
 
 
 def test_cli_has_the_webhooks_command():
@@ -142,7 +152,8 @@ def test_cli_has_the_webhooks_command():
     assert "--host" in result.output and "127.0.0.1" in result.output and "8080" in result.output
 
 
-def test_voxqueue_webhooks_serves_until_terminated(database_url):
+def test_voxqueue_webhooks_serves_until_terminated(database_url, redis_url, monkeypatch):
+    monkeypatch.setenv("VOXQUEUE_BROKER_URL", redis_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -150,7 +161,7 @@ def test_voxqueue_webhooks_serves_until_terminated(database_url):
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         answer = _wait_for(f"http://127.0.0.1:{port}/healthz", process)
-        assert (answer.status_code, answer.json()) == (200, {"ok": True})
+        assert (answer.status_code, answer.json()) == (200, {"database": "ok", "broker": "ok"})
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)

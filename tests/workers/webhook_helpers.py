@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import json
 import threading
 import uuid
@@ -20,9 +21,10 @@ from sqlalchemy import select
 
 from config.settings import get_settings
 from models import Batch, CallbackEvent, Check, Job
+from models.base import utcnow
 from models.db import session_scope
 from tasks.moderation import callback_token
-from workers.webhooks import RouteAccessLogger
+from workers.webhooks import server_options
 
 
 @contextlib.contextmanager
@@ -37,7 +39,7 @@ def serve(app: web.Application) -> Iterator[Callable[[str], str]]:
 
     server = TestServer(app, host="127.0.0.1")
     try:
-        call(server.start_server(access_log_class=RouteAccessLogger))  # as `run` does
+        call(server.start_server(**server_options()))  # as `run` does
         yield lambda path: str(server.make_url(path))
     finally:
         call(server.close())
@@ -46,14 +48,26 @@ def serve(app: web.Application) -> Iterator[Callable[[str], str]]:
         loop.close()
 
 
-def make_check(url: str, service: str, vendor_task_id: str | None = None) -> int:
+def make_check(url: str, service: str, vendor_task_id: str | None = None, *, request_id: str | None = None,
+               next_poll_in: float | None = 60.0) -> int:
+    """A running check, submitted when it has a task id (its ``requestId`` recorded as a
+    submission records it), its next poll ``next_poll_in`` seconds away."""
     with session_scope(url) as session:
         batch = Batch(name=f"b-{uuid.uuid4().hex[:8]}")
         job = Job(batch=batch, key="row-1", seq=1, audio="a.wav", services=[service], options={})
-        check = Check(job=job, service=service, status="running", vendor_task_id=vendor_task_id)
+        check = Check(job=job, service=service, status="running", vendor_task_id=vendor_task_id,
+                      result={"requestId": request_id} if request_id else None)
+        if vendor_task_id and next_poll_in is not None:
+            check.next_poll_at = utcnow() + dt.timedelta(seconds=next_poll_in)
+            check.deadline_at = utcnow() + dt.timedelta(hours=2)
         session.add(check)
         session.flush()
         return check.id
+
+
+def check_row(url: str, check_id: int) -> Check:
+    with session_scope(url) as session:
+        return session.get(Check, check_id)
 
 
 def events(url: str) -> list[CallbackEvent]:
@@ -102,11 +116,14 @@ def asr_form(request_id: str) -> dict[str, str]:
 
 
 class Client:
-    """Posts callbacks to a served receiver; ``sent`` records the event ids it enqueued."""
+    """Posts callbacks to a served receiver; ``sent`` records the event ids it enqueued,
+    ``queried`` the checks it asked Shumei about."""
 
-    def __init__(self, url: Callable[[str], str], database_url: str, sent: list[int] | None = None):
+    def __init__(self, url: Callable[[str], str], database_url: str, sent: list[int] | None = None,
+                 queried: list[int] | None = None):
         self.url, self.database_url = url, database_url
         self.sent = sent if sent is not None else []
+        self.queried = queried if queried is not None else []
 
     def gme(self, body: bytes, signature: str | None) -> requests.Response:
         params = {"Signatue": signature} if signature is not None else {}
@@ -120,5 +137,13 @@ class Client:
         token = token or callback_token("asr", check_id, get_settings())
         return f"/callbacks/asr/{check_id}/{token}"
 
-    def shumei(self, bt_id: str) -> requests.Response:
-        return self.post("/callbacks/shumei", json=shumei_body(bt_id, "shumei-key"))
+    def shumei_path(self, check_id: int, token: str | None = None) -> str:
+        token = token or callback_token("shumei", check_id, get_settings())
+        return f"/callbacks/shumei/{check_id}/{token}"
+
+    def shumei(self, check_id: int, bt_id: str) -> requests.Response:
+        """An authenticated Shumei callback: the check's own URL, with its token."""
+        return self.post(self.shumei_path(check_id), json=shumei_body(bt_id, "shumei-key"))
+
+    def shumei_unauthenticated(self, body: dict[str, Any]) -> requests.Response:
+        return self.post("/callbacks/shumei", json=body)
