@@ -78,7 +78,10 @@ def test_a_violation_sent_after_stream_close_returns_counts(pipeline, tmp_path):
                                      .order_by(CallbackEvent.id)).all()
             result, end = events  # the result of the audio pulled before the close, then the end
             assert check.closed_at < result.received_at <= end.received_at
-            assert (result.state, end.state, "status" in end.body) == ("merged", "merged", True)
+            assert (end.state, "status" in end.body) == ("merged", True)
+            # The two merges may run in either order: a violation merged after the end still
+            # raises the verdict (merged); a PASS result after the end changes nothing (ignored).
+            assert result.state in (("merged",) if check.verdict != "PASS" else ("merged", "ignored")), result.note
     assert close(pipeline, "live-reject") == "stream live-reject closed: REJECT"  # again: harmless
 
 
