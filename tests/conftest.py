@@ -26,7 +26,22 @@ from models.deployment import ensure_secret
 from models.migrate import upgrade
 
 PG_URL = os.environ.get("VOXQUEUE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("VOXQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url_of_this_process() -> str:
+    """The test Redis database: ``VOXQUEUE_TEST_REDIS_URL``; under pytest-xdist every further
+    worker process takes one of its own (7, 6, 5, ... with the default 15), since tests empty theirs."""
+    url = os.environ.get("VOXQUEUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    if index:
+        base, _, db = url.rpartition("/")
+        url = f"{base}/{(int(db) if db.isdigit() else 0) - 7 - index}"
+    os.environ["VOXQUEUE_TEST_REDIS_URL"] = url  # for what the tests start (benchmarks read it too)
+    return url
+
+
+REDIS_URL = _redis_url_of_this_process()
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The Celery app reads its configuration once per process, and pytest's collection already
 # evaluates the task objects test modules import: from the start, its broker is the test Redis.
