@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     asr_appid: str | None = None
     asr_engine: str = "16k_0"
 
-    shumei_endpoint: str = "http://api-audio-sh.fengkongcloud.com"
+    shumei_endpoint: str = "http://api-audio-sh.fengkongcloud.com"  # Chinese audio, and the default
+    # The cluster Shumei gave the account for English audio (sh and bj serve Chinese only);
+    # unset, English goes to shumei_endpoint too, with data.lang "en".
+    shumei_endpoint_en: str | None = None
     shumei_access_key: SecretStr | None = None
     shumei_app_id: str = "default"
     shumei_event_id: str = "default"
@@ -146,6 +149,12 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value
+
+    def shumei_endpoint_for(self, lang: str | None) -> str:
+        """The Shumei cluster for audio in ``lang`` (a job's ``lang``: "en" or "zh")."""
+        if lang == "en" and self.shumei_endpoint_en:
+            return self.shumei_endpoint_en
+        return self.shumei_endpoint
 
     def qps(self, service: str) -> float:
         return float(getattr(self, f"{service}_qps"))

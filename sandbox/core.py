@@ -84,6 +84,7 @@ class SandboxConfig:
     # already pulled and sends its result that long after the close answer, before the end.
     tupu_result_after_close_s: float | None = None
     shumei_raw_max_bytes: int = 6 * 1024 * 1024  # base64 RAW content (the seed's 6 MB)
+    shumei_download_failure: int = 1904  # a failed download: code 1904, or 2003 (auxInfo, code 1100)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # fault rules may be given as dicts (JSON)
@@ -114,6 +115,12 @@ def _signing_mode(value: Any) -> str:
     return str(value)
 
 
+def _one_of(value: Any, allowed: tuple, name: str) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
 # What ``/_sandbox/config`` may replace, each with its converter.
 RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
     "latency_ms": float,
@@ -127,6 +134,7 @@ RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
     "fetch_timeout_s": float,
     "tupu_stream_duration_s": float,
     "tupu_result_after_close_s": _optional_seconds,
+    "shumei_download_failure": lambda value: _one_of(int(value), (1904, 2003), "shumei_download_failure"),
 }
 
 

@@ -7,7 +7,9 @@ URL. Until ``result_delay_s`` has passed a task is ``Status`` "Start";
 :func:`sandbox.moderation.verdict_for`. With ``Callback``, the same
 ``DescribeScanResult`` is POSTed there, signed in the query parameter ``Signatue``
 with ``config.gme_callback_key``. A ``DataId`` seen before gets its first ``TaskId``
-back (counted as a duplicate, not accepted again).
+back (counted as a duplicate, not accepted again). Each task records the ``Lang`` of the
+call that made it (``lang`` in its snapshot; None when unsent, which the vendor reads as
+Chinese).
 """
 
 from __future__ import annotations
@@ -150,17 +152,19 @@ class GmeService(ModerationService):
         items = [_task(item) for item in _id_list(params, "Tasks")]
         live, callback = _flag(params.get("Live")), _callback(params)
         scenes = params.get("Scenes") or ["default"]
+        lang = params.get("Lang")  # recorded as received (unsent: Chinese, the vendor's default)
         data = []
         for item in items:
-            task = self.existing(item["DataId"]) or self._start(item, live, scenes, callback)
+            task = self.existing(item["DataId"]) or self._start(item, live, scenes, callback, lang)
             data.append({"DataId": task.key, "TaskId": task.task_id})
         return {"Data": data}
 
     def _start(
-        self, item: dict[str, str], live: bool, scenes: list[str], callback: str | None
+        self, item: dict[str, str], live: bool, scenes: list[str], callback: str | None,
+        lang: Any = None,
     ) -> Task:
         info = {"url": item["Url"], "live": live, "scenes": scenes, "callback": callback,
-                "room_id": item["RoomId"], "open_id": item["OpenId"]}  # fmt: skip
+                "room_id": item["RoomId"], "open_id": item["OpenId"], "lang": lang}  # fmt: skip
         task = self.register(Task(str(uuid.uuid4()), item["DataId"], info))
         if live:
             task.audio = item["Url"].encode()

@@ -9,7 +9,8 @@ vendor's client reports them. Live streams are judged on their URL's bytes.
 - GME: Success; REJECT → HitFlag true, labels from the hit piece; REVIEW → HitFlag
   false with one moderate-rate ScanDetail (``vendors.gme`` reads that as PASS).
 - Shumei: riskLevel; labels are the ``riskLabel1`` of the non-PASS segments.
-- Tupu: labels ``"<task>:<label number>"`` as ``vendors.tupu.parse_event`` builds them.
+- Tupu: labels ``"<task>:<label>"`` as ``vendors.tupu.parse_event`` builds them (an integer
+  for the vulgar task, a string for speech review).
 - ASR judges nothing: :func:`text_for` only.
 """
 
@@ -36,9 +37,9 @@ LABELS: dict[str, dict[str, str]] = {
     "tupu": {
         "porn": "vulgar:1",
         "moan": "vulgar:2",
-        "illegal": "speech_review:1",
-        "abuse": "speech_review:2",
-        "ad": "speech_review:3",
+        "illegal": "speech_review:politics",  # speech review labels are strings
+        "abuse": "speech_review:abuse",
+        "ad": "speech_review:ads",
     },
 }
 WORDS = ("今天", "我们", "一起", "学习", "英语", "发音", "老师", "同学", "练习", "朗读",

@@ -10,6 +10,17 @@ result shape (and the ``callback``, if given, gets the same body at that very UR
 retried up to 12 times until HTTP 200). A failure carries only ``code``, ``message``
 and ``requestId`` (no ``btId``), as the seed says. A ``btId`` seen before answers its
 first ``requestId``.
+
+Files the vendor could not moderate come with code 1100 and ``auxInfo.errorCode`` (newer
+v4 docs), ``riskLevel`` PASS and no segments: 2007 for audio without valid data (empty,
+or every sample silent), and 2003 for a failed download when
+``config.shumei_download_failure`` is 2003 (by default a download failure is code 1904).
+
+Clusters: ``/audio/v4`` and ``/query_audio/v4`` are the default cluster; the same under
+``/{cluster}/`` are another one (``/en/audio/v4``: an English cluster). A task records
+its cluster and the ``data.lang`` it was sent with; a cluster knows only its own btIds
+(asked at another, the query answers 1902), and each task counts the queries it got
+per cluster (``queries`` in its snapshot).
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ from sandbox.moderation import PASS, REJECT, ModerationService, Task
 
 SUCCESS, PROCESSING, QPS_LIMIT, INVALID, SERVICE_FAILURE = 1100, 1101, 1901, 1902, 1903
 DOWNLOAD_FAILED, NO_PERMISSION = 1904, 9101
+AUX_DOWNLOAD_FAILED, AUX_NO_VALID_DATA = 2003, 2007  # auxInfo.errorCode, with code 1100
+DOWNLOAD_FAILURES = (DOWNLOAD_FAILED, AUX_DOWNLOAD_FAILED)  # how a failed download is told
+DEFAULT_CLUSTER = "default"
 MESSAGES = {
     SUCCESS: "成功", PROCESSING: "处理中", QPS_LIMIT: "QPS超限", INVALID: "参数不合法",
     SERVICE_FAILURE: "服务失败", DOWNLOAD_FAILED: "下载失败", NO_PERMISSION: "无权限操作",
@@ -106,11 +120,25 @@ def _tags(types: str) -> dict[str, Any]:
     return tags
 
 
-def result_body(task: Task) -> dict[str, Any]:
+def no_valid_data(audio: bytes) -> bool:
+    """Audio with nothing to hear: no bytes after a WAV header, or only zero samples."""
+    if audio[:4] == b"RIFF" and audio[8:12] == b"WAVE" and (at := audio.find(b"data", 12)) >= 0:
+        audio = audio[at + 8 :]  # the samples, after the data chunk's id and size
+    return not audio.strip(b"\x00")
+
+
+def result_body(task: Task, download_failure: int = DOWNLOAD_FAILED) -> dict[str, Any]:
     """The query answer and callback body of a finished task (seed 004)."""
     ids = {"requestId": task.task_id, "btId": task.key}
-    if task.error is not None:  # "除message和requestId之外的字段，只有当code为1100时才会存在"
+    aux = AUX_NO_VALID_DATA if task.info.get("no_valid_data") else None
+    if task.error is not None and download_failure == AUX_DOWNLOAD_FAILED:
+        aux = AUX_DOWNLOAD_FAILED
+    elif task.error is not None:  # "除message和requestId之外的字段，只有当code为1100时才会存在"
         return {"code": DOWNLOAD_FAILED, "message": f"下载失败: {task.error}", "requestId": task.task_id}
+    if aux is not None:  # not moderated, yet code 1100 and PASS: the vendor says so in auxInfo
+        return {"code": SUCCESS, "message": "成功", **ids, "riskLevel": PASS, "audioText": "",
+                "audioTime": 0, "audioDetail": [], "requestParams": task.info["request_params"],
+                "auxInfo": {"errorCode": aux}}  # fmt: skip
     body = {
         "code": SUCCESS, "message": "正常", **ids, "riskLevel": task.verdict,
         "audioText": task.text, "audioTime": max(1, round(task.seconds)),
@@ -124,8 +152,9 @@ class ShumeiService(ModerationService):
     name = "shumei"
 
     def add_vendor_routes(self, app: web.Application) -> None:
-        add_vendor_route(app, self, "POST", "/audio/v4", self.submit, action="submit")
-        add_vendor_route(app, self, "POST", "/query_audio/v4", self.query, action="query")
+        for prefix in ("", "/{cluster:[A-Za-z0-9_-]+}"):
+            add_vendor_route(app, self, "POST", prefix + "/audio/v4", self.submit, action="submit")
+            add_vendor_route(app, self, "POST", prefix + "/query_audio/v4", self.query, action="query")
 
     def fault_response(self, kind: str, vendor: str) -> web.StreamResponse | None:
         return answer(QPS_LIMIT if kind == "throttle" else SERVICE_FAILURE, "sandbox fault")
@@ -154,35 +183,46 @@ class ShumeiService(ModerationService):
             source = _content(body, self.config.shumei_raw_max_bytes)
         except ShumeiError as error:
             return answer(error.code, error.detail)
-        task = self.existing(bt_id) or self._start(bt_id, body, source)
+        task = self.existing(bt_id) or self._start(bt_id, body, source, _cluster(request))
         return answer(SUCCESS, requestId=task.task_id, btId=bt_id)
 
-    def _start(self, bt_id: str, body: dict[str, Any], source: bytes | str) -> Task:
+    def _start(self, bt_id: str, body: dict[str, Any], source: bytes | str, cluster: str) -> Task:
         data = {k: v for k, v in body["data"].items() if k != "accessKey"}
         info = {"content_type": body["contentType"], "type": str(body["type"]),
                 "callback": body.get("callback") or None, "request_params": data,
-                "return_all_text": data.get("returnAllText") == 1}  # fmt: skip
+                "return_all_text": data.get("returnAllText") == 1, "cluster": cluster,
+                "lang": data.get("lang"), "queries": {}}  # fmt: skip
         task = self.register(Task(uuid.uuid4().hex, bt_id, info))
         self.process(task, source, self._finish)
         return task
 
     async def _finish(self, task: Task) -> None:
+        task.info["no_valid_data"] = task.error is None and no_valid_data(task.audio)
         task.finish(self.name, transcribe=True)
         if task.info["callback"]:
-            body = json.dumps(result_body(task), ensure_ascii=False).encode()
+            body = json.dumps(self._result(task), ensure_ascii=False).encode()
             await self.deliver(Callback(task.info["callback"], body, attempts=CALLBACK_ATTEMPTS))
 
     async def query(self, request: web.Request) -> web.Response:
         try:
             body = await self._body(request)
-            bt_id = str(body.get("btId") or "")
+            bt_id, cluster = str(body.get("btId") or ""), _cluster(request)
             task = self.ledger.for_key(bt_id)
-            if task is None:
-                raise ShumeiError(INVALID, "unknown btId")
+            if task is not None:  # counted where it was asked, even at the wrong cluster
+                task.info["queries"][cluster] = task.info["queries"].get(cluster, 0) + 1
+            if task is None or task.info["cluster"] != cluster:
+                raise ShumeiError(INVALID, f"unknown btId at cluster {cluster}")
         except ShumeiError as error:
             return answer(error.code, error.detail)
         if not task.ready:
             return answer(PROCESSING, requestId=task.task_id, btId=bt_id)
         return web.json_response(
-            result_body(task), dumps=lambda o: json.dumps(o, ensure_ascii=False)
+            self._result(task), dumps=lambda o: json.dumps(o, ensure_ascii=False)
         )
+
+    def _result(self, task: Task) -> dict[str, Any]:
+        return result_body(task, self.config.shumei_download_failure)
+
+
+def _cluster(request: web.Request) -> str:
+    return request.match_info.get("cluster", DEFAULT_CLUSTER)

@@ -9,7 +9,8 @@ is at ``GET /_sandbox/tupu/public-key``).
 
 A stream runs until closed or ``tupu_stream_duration_s``: after ``result_delay_s``
 a non-PASS verdict of its URL (:func:`sandbox.moderation.verdict_for`) is POSTed as
-a violation (callbackRules 1 and 3 also get a PASS result); callbackRules 2 and 3
+a violation (callbackRules 1 and 3 also get a PASS result: label 0 from the vulgar task,
+"Normal" with action "pass" from speech review); callbackRules 2 and 3
 get ``{"status": "end"}`` when it ends. A stream closed before its result sends
 none, unless ``tupu_result_after_close_s`` is set: then, as the real vendor does
 with the audio it already pulled, the result comes that long after the close
@@ -67,24 +68,32 @@ def _stream(item: Any) -> dict[str, Any]:
     return item
 
 
+# Speech review's string labels as Tupu spells them (the client reads them in lower case).
+REVIEW_LABELS = {"normal": "Normal", "politics": "Politics", "abuse": "Abuse", "ads": "ADs"}
+CLEAN = [("vulgar:0", 99.0), ("speech_review:normal", 99.0)]  # a result that found nothing
+
+
 def _speech(task: Task, label: str, rate: float) -> tuple[str, dict[str, Any]]:
-    """(the Tupu task id of ``label``, one speech as ``vendors.tupu.parse_event`` reads it)."""
-    name, number = label.split(":")
-    finding = {"label": int(number), "rate": round(rate / 100, 4)}
-    speech = {"requestId": task.task_id, "review": task.verdict == REVIEW, **finding,
-              "name": f"http://sandbox.invalid/tupu/{task.task_id}.mp3",
-              "details": [{"startTime": 0, "endTime": 3, **finding}]}  # fmt: skip
+    """(the Tupu task id of ``label``, one speech as ``vendors.tupu.parse_event`` reads it):
+    speech review's label is a string with an ``action``, the other tasks' an integer."""
+    name, value = label.split(":")
+    review, score = task.verdict == REVIEW, round(rate / 100, 4)
+    if name == "speech_review":
+        action = "pass" if value == "normal" else "review" if review else "block"
+        finding = {"label": REVIEW_LABELS[value], "action": action, "rate": score}
+        details = [] if action == "pass" else [{"keyword": "", "hint": "", "mainLabel": REVIEW_LABELS[value]}]
+    else:
+        finding = {"label": int(value), "rate": score}
+        details = [{"startTime": 0, "endTime": 3, **finding}]
+    speech = {"requestId": task.task_id, "review": review, **finding,
+              "name": f"http://sandbox.invalid/tupu/{task.task_id}.mp3", "details": details}  # fmt: skip
     return TASK_IDS[name], speech
 
 
 def violation(task: Task) -> dict[str, Any]:
     """The callback of a judged stream: ``{"<task id>": {"speechs": [...]}, ...}``."""
     found = task.found
-    pairs = (
-        zip(task.labels, found.rates, strict=True)
-        if found and task.labels
-        else [("vulgar:0", 99.0)]
-    )
+    pairs = zip(task.labels, found.rates, strict=True) if found and task.labels else CLEAN
     data = {"code": 0, "message": "success", "requestId": task.task_id,
             "forumId": task.info.get("forumId"), **_stamp()}  # fmt: skip
     for task_id, speech in (_speech(task, label, rate) for label, rate in pairs):

@@ -28,10 +28,11 @@ def gme(settings: Settings) -> GmeClient:
                      region=settings.tencent_region, timeout=settings.vendor_timeout)
 
 
-def shumei(settings: Settings) -> ShumeiClient:
+def shumei(settings: Settings, endpoint: str | None = None) -> ShumeiClient:
+    """A client of one Shumei cluster: ``endpoint``, or the default one."""
     key = _require("shumei", settings.shumei_access_key, "VOXQUEUE_SHUMEI_ACCESS_KEY")
     return ShumeiClient(
-        settings.shumei_endpoint, key.get_secret_value(), app_id=settings.shumei_app_id,
+        endpoint or settings.shumei_endpoint, key.get_secret_value(), app_id=settings.shumei_app_id,
         event_id=settings.shumei_event_id, types=settings.shumei_type,
         raw_max_bytes=settings.shumei_raw_max_bytes, timeout=min(settings.vendor_timeout, 5.0),
     )

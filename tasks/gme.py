@@ -1,4 +1,9 @@
-"""GME: checks gathered into ScanVoice calls of up to 100 tasks."""
+"""GME: checks gathered into ScanVoice calls of up to 100 tasks.
+
+A call carries one ``Live`` and one ``Lang`` for all its tasks, so a gathering is
+sent as one call per (files or streams, language). ``Lang`` unsent is Chinese to
+the vendor: English jobs (the manifest's default) send ``"en"``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from config.settings import get_settings
 from tasks import clients, moderation
 from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
-from vendors.gme import GmeTask, check_media
+from vendors.errors import VendorError
+from vendors.gme import GmeTask, check_media, lang_param
 from workers.app import app
 
 SCAN_LIMIT = 100
@@ -21,14 +27,22 @@ def describe(lease: Lease) -> dict[str, Any]:
     url = media_url(job, settings, "gme")
     live = check_media(url, path.stat().st_size if path else None, live=bool(job.stream))
     return {"url": url, "live": live, "room_id": job.options.get("room_id"),
-            "open_id": job.options.get("user_id")}
+            "open_id": job.options.get("user_id"), "lang": job.options.get("lang") or "en"}
 
 
 @app.task(bind=True, name="voxqueue.gme.submit", acks_late=True, ignore_result=True, max_retries=None)
 def submit(self, check_ids: list[int]) -> None:
-    """Submit up to 100 GME checks in one ScanVoice call (files and streams apart)."""
+    """Submit up to 100 GME checks in one ScanVoice call per kind and language."""
     batch = moderation.claim_all("gme", check_ids[:SCAN_LIMIT], describe)
     moderation.submit_with_retries(self, batch, _scan)
+
+
+def groups(checks: dict[int, dict[str, Any]]) -> dict[tuple[bool, str], list[tuple[int, dict[str, Any]]]]:
+    """The checks by (live, language): one ScanVoice call each, files before streams."""
+    found: dict[tuple[bool, str], list[tuple[int, dict[str, Any]]]] = {}
+    for check_id, facts in sorted(checks.items(), key=lambda item: (item[1]["live"], item[1]["lang"])):
+        found.setdefault((facts["live"], facts["lang"]), []).append((check_id, facts))
+    return found
 
 
 def _scan(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
@@ -36,12 +50,16 @@ def _scan(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
     client = clients.gme(settings)
     by_key = {facts["key"]: check_id for check_id, facts in batch.checks.items()}
     accepted: dict[int, moderation.Accepted] = {}
-    for live in (False, True):
-        group = [(cid, f) for cid, f in batch.checks.items() if f["live"] is live]
-        if not group:
-            continue
+    for (live, lang), group in groups(batch.checks).items():
         tasks = [GmeTask(f["key"], f["url"], f.get("room_id"), f.get("open_id")) for _, f in group]
-        for item in client.scan_voice(tasks, live=live, callback=callback_url(settings, "gme")):
+        try:
+            submitted = client.scan_voice(tasks, live=live, callback=callback_url(settings, "gme"),
+                                          lang=lang_param(lang))
+        except VendorError:
+            if not accepted:
+                raise
+            break  # the calls that went through are recorded; the other checks go again
+        for item in submitted:
             if item.data_id in by_key:
                 accepted[by_key[item.data_id]] = moderation.Accepted(item.task_id)
     return accepted

@@ -1,4 +1,5 @@
-"""Polling on the beat: GME in groups of 100 task ids, Shumei one btId at a time.
+"""Polling on the beat: GME in groups of 100 task ids, Shumei one btId at a time, each at
+the cluster it was submitted to.
 
 Only checks whose ``next_poll_at`` has come are polled, so vendor calls grow
 with the pending checks divided by the group size, not with time. A round holds
@@ -19,7 +20,9 @@ from models.db import session_scope
 from tasks import clients, common, locks
 from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule
+from tasks.shumei import endpoint_of
 from vendors.errors import Disposition, VendorError
+from vendors.shumei import ShumeiClient
 from workers.app import app
 
 log = logging.getLogger("voxqueue.poll")
@@ -79,12 +82,13 @@ def poll_shumei() -> int:
         if not lock.held:
             return 0
         calls = 0
-        client = None
-        for check_id, bt_id in due("shumei", MAX_SHUMEI_CALLS):
+        by_cluster: dict[str | None, ShumeiClient] = {}  # a client per cluster, made on first use
+        for check_id, bt_id, endpoint in due_shumei(MAX_SHUMEI_CALLS):
             try:
                 take("shumei", max_wait=5.0)
-                client = client or clients.shumei(get_settings())
-                result = client.query(bt_id)
+                if endpoint not in by_cluster:
+                    by_cluster[endpoint] = clients.shumei(get_settings(), endpoint)
+                result = by_cluster[endpoint].query(bt_id)
             except Throttled:
                 break
             except VendorError as error:
@@ -94,6 +98,18 @@ def poll_shumei() -> int:
             if not lock.renew():
                 break
         return calls
+
+
+def due_shumei(limit: int) -> list[tuple[int, str, str | None]]:
+    """``(check id, btId, cluster)`` of the Shumei checks due; the cluster None is the default."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(Check.id, Check.vendor_task_id, Check.result)
+            .where(Check.service == "shumei", Check.status == CheckStatus.RUNNING.value)
+            .where(Check.vendor_task_id.is_not(None), Check.next_poll_at <= utcnow())
+            .order_by(Check.next_poll_at).limit(limit)
+        )
+        return [(check_id, bt_id, endpoint_of(result)) for check_id, bt_id, result in rows]
 
 
 def _merge_round(pairs) -> None:

@@ -56,6 +56,12 @@ def _gme(session, check: Check, result: gme.GmeScanResult) -> bool:
 
 
 def _shumei(session, check: Check, result: shumei.ShumeiResult) -> bool:
+    """A result, or (``auxInfo.errorCode``, with code 1100) a file the vendor never moderated:
+    that one fails with the vendor's reason, never PASS."""
+    error = result.error()
+    if error is not None:
+        common.fail(check, error.reason, error.summary())
+        return True
     common.complete(session, check, verdict=result.verdict, labels=result.labels,
                     text=result.text, result=shumei.redact(result.raw))
     return True
@@ -88,7 +94,8 @@ def _tupu(session, check: Check, event: tupu.TupuEvent) -> bool:
     if event.kind == "error":
         if check.status not in common.ACTIVE:  # closing: we stopped it; its end is near
             return False
-        common.fail(check, "stream_error", f"tupu: code {event.code}")
+        error = event.error()
+        common.fail(check, error.reason, error.summary())
         return True
     if check.status not in STREAM_OPEN:
         return False

@@ -4,6 +4,10 @@ Shumei signs no callback, so each check's callback URL carries a token of ours
 (``/callbacks/shumei/{check_id}/{token}``). A callback without it is only a signal:
 the receiver sends :func:`query` for the check it names, and what the vendor answers
 to ``query_audio/v4`` is what is recorded.
+
+A job's ``lang`` goes as ``data.lang``, to that language's cluster
+(``VOXQUEUE_SHUMEI_ENDPOINT_EN`` for English). The cluster is recorded with the
+check: its result is asked for where the file was submitted (:func:`endpoint_of`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def describe(lease: Lease) -> dict[str, Any]:
     job = lease.job
     path = local_path(job)
     facts: dict[str, Any] = {"token_id": job.options.get("user_id") or job.key[:64],
-                             "lang": job.options.get("lang")}
+                             "lang": job.options.get("lang") or "en"}  # the manifest's default
     if path is not None and path.suffix.lower() in RAW_FORMATS and \
             _base64_size(path) <= settings.shumei_raw_max_bytes:
         return facts | {"path": str(path), "fmt": RAW_FORMATS[path.suffix.lower()]}
@@ -57,7 +61,8 @@ def submit(self, check_ids: list[int] | int) -> None:
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
-    client = clients.shumei(settings)
+    endpoint = settings.shumei_endpoint_for(facts["lang"])
+    client = clients.shumei(settings, endpoint)
     raw = Path(facts["path"]).read_bytes() if "path" in facts else None
     pcm = facts.get("fmt") == "pcm"
     token = moderation.callback_token("shumei", check_id, settings)
@@ -65,9 +70,16 @@ def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
         facts["key"], url=facts.get("url"), raw=raw, fmt=facts.get("fmt"),
         rate=16000 if pcm else None, track=1 if pcm else None,
         callback=callback_url(settings, "shumei", f"/{check_id}/{token}"), token_id=facts["token_id"],
-        lang=None if facts.get("lang") != "zh" else "zh",
+        lang=facts["lang"],
     )
-    return moderation.Accepted(submitted.bt_id, {"requestId": submitted.request_id})
+    return moderation.Accepted(submitted.bt_id, {"requestId": submitted.request_id, "endpoint": client.endpoint})
+
+
+def endpoint_of(result: Any) -> str | None:
+    """The cluster a check was submitted to (recorded with it); None for one recorded before
+    clusters were per language, which went to the default cluster."""
+    endpoint = result.get("endpoint") if isinstance(result, dict) else None
+    return endpoint if isinstance(endpoint, str) and endpoint else None
 
 
 @app.task(bind=True, name="voxqueue.shumei.query", acks_late=True, ignore_result=True, max_retries=None,
@@ -78,12 +90,13 @@ def query(self, check_id: int) -> None:
     At most once per :data:`QUERY_GAP_S` per check, whichever worker or receiver asks:
     a flood of such callbacks costs the vendor one query.
     """
-    bt_id = _running_bt_id(check_id)
-    if bt_id is None or not _first_query(check_id):
+    running = _running(check_id)
+    if running is None or not _first_query(check_id):
         return
+    bt_id, endpoint = running
     try:
         take("shumei", max_wait=5.0)
-        result: ShumeiResult | VendorError | None = clients.shumei(get_settings()).query(bt_id)
+        result: ShumeiResult | VendorError | None = clients.shumei(get_settings(), endpoint).query(bt_id)
     except Throttled as throttled:
         raise self.retry(countdown=throttled.wait) from throttled
     except VendorError as error:
@@ -91,10 +104,13 @@ def query(self, check_id: int) -> None:
     _record_answer(check_id, result)
 
 
-def _running_bt_id(check_id: int) -> str | None:
+def _running(check_id: int) -> tuple[str, str | None] | None:
+    """``(btId, cluster)`` of a running Shumei check."""
     with session_scope() as session:
-        return session.scalar(select(Check.vendor_task_id).where(
-            Check.id == check_id, Check.service == "shumei", Check.status == CheckStatus.RUNNING.value))
+        row = session.execute(select(Check.vendor_task_id, Check.result).where(
+            Check.id == check_id, Check.service == "shumei", Check.status == CheckStatus.RUNNING.value,
+            Check.vendor_task_id.is_not(None))).first()
+    return None if row is None else (row[0], endpoint_of(row[1]))
 
 
 def _first_query(check_id: int) -> bool:

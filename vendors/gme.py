@@ -104,6 +104,12 @@ class GmeTask:
         return {k: v for k, v in task.items() if v is not None}
 
 
+def lang_param(lang: str | None) -> str | None:
+    """``Lang`` for a job's language: unsent for Chinese (the vendor's default), else the code
+    ("en" for English)."""
+    return None if lang in (None, "", "zh") else lang
+
+
 def scan_voice_params(
     biz_id: int,
     tasks: Sequence[GmeTask],

@@ -13,6 +13,16 @@ Code decisions (the seed and the vendor's newer docs disagree on 1903):
   query answer or callback it is PERMANENT: that btId is spent, asking again returns
   the same; resubmitting needs a new btId, which is the caller's decision.
 - Unknown codes are PERMANENT (like botocore: retry only what is known transient).
+
+``auxInfo.errorCode`` (newer v4 docs): 2003 (audio download failed) and 2007 (no valid
+data) arrive with code 1100 and, often, ``riskLevel`` PASS. Such a file was never
+moderated: :meth:`ShumeiResult.error` makes it a PERMANENT failure (reason
+``shumei_<code>``), as it does for any other non-zero ``errorCode`` (an unknown one
+cannot be shown to be harmless, so it never passes).
+
+Language (``data.lang``, the vendor's default ``zh``): the sh/bj clusters serve
+Chinese audio; English goes with ``lang`` "en" to the cluster the account was given
+for it. The caller picks the endpoint; :data:`LANGS` are the values sent.
 """
 
 from __future__ import annotations
@@ -55,6 +65,11 @@ RESULT_OVERRIDES: dict[int, tuple[Disposition, str]] = {
     1904: (Disposition.PERMANENT, "download_failed"),
 }
 LANGUAGE_TAGS = {0: "zh", 1: "en", 2: "yue"}  # audioTags.language label
+LANGS = ("zh", "en")  # data.lang for the manifest's languages
+AUX_ERRORS = {  # auxInfo.errorCode -> what it means
+    2003: "audio download failed",
+    2007: "no valid data in the audio",
+}
 
 
 def disposition_for(code: int, stage: Stage = "submit") -> tuple[Disposition, str]:
@@ -121,10 +136,12 @@ class ShumeiResult:
     audio_time: float | None
     labels: list[str]
     raw: dict[str, Any] = field(repr=False)
+    aux_code: int | None = None  # auxInfo.errorCode, when not 0
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> ShumeiResult:
-        """A successful answer; :class:`BadResponse` when a field has the wrong shape."""
+        """A code-1100 answer; :class:`BadResponse` when a field has the wrong shape."""
+        aux_code = aux_error_code(body)
         level = _optional(body, "riskLevel", str)
         segments = _segments(body.get("audioDetail"))
         tags = _optional(body, "audioTags", dict) or {}
@@ -137,7 +154,32 @@ class ShumeiResult:
             audio_time=_seconds(body.get("audioTime")),
             labels=risk_labels(segments) + tag_labels(tags),
             raw=body,
+            aux_code=aux_code,
         )
+
+    def error(self) -> VendorError | None:
+        """A PERMANENT error when ``auxInfo.errorCode`` says the file was not moderated."""
+        if self.aux_code is None:
+            return None
+        meaning = AUX_ERRORS.get(self.aux_code, "an auxInfo error code this client does not know")
+        return VendorError(
+            VENDOR,
+            f"shumei_{self.aux_code}",
+            f"auxInfo.errorCode {self.aux_code}: {meaning}; the file was not moderated",
+            code=self.aux_code,
+            request_id=self.request_id or None,
+        )
+
+
+def aux_error_code(body: dict[str, Any]) -> int | None:
+    """``auxInfo.errorCode`` when present and not 0; :class:`BadResponse` when malformed."""
+    aux = _optional(body, "auxInfo", dict)
+    if not aux or aux.get("errorCode") in (None, "", 0, "0"):
+        return None
+    try:
+        return code_of({"code": aux["errorCode"]})
+    except BadResponse as exc:
+        raise BadResponse(VENDOR, "auxInfo.errorCode is not an integer") from exc
 
 
 def _optional(body: dict[str, Any], name: str, kind: type) -> Any:

@@ -40,7 +40,7 @@ SUBMIT_PATH = "/v3/recognition/speech/stream/{secret_id}"
 CLOSE_PATH = "/v3/recognition/speech/stream/close/{secret_id}"
 STREAM_SCHEMES = ("rtmp", "rtsp", "http", "https")  # RTMP, RTSP, HLS, HTTP-FLV
 CALLBACK_VIOLATIONS, CALLBACK_ALL, CALLBACK_END, CALLBACK_ALL_AND_END = 0, 1, 2, 3
-TASK_NAMES = {  # task ids from the vendor's SDK; a label reads "<task>:<label number>"
+TASK_NAMES = {  # task ids from the vendor's SDK; a label reads "<task>:<label>" ("vulgar:1")
     "5c8213b9bc807806aab0a574": "vulgar",
     "5caee6b2a76925c55a09a6d2": "speech_review",
     "5ca1bd6b3872ecc9afb99132": "transcription",
@@ -129,11 +129,48 @@ def check_stream_url(url: str) -> None:
         )
 
 
+def _integer(value: Any, name: str) -> int:
+    """A number the vendor sends as an integer (or its text); anything else is malformed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():  # False for inf and nan
+        return int(value)
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
+        return int(value)
+    raise BadResponse(VENDOR, f"{name} is not an integer")
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadResponse(VENDOR, f"{name} is not text")
+    return str(value)
+
+
+def envelope_error(data: dict[str, Any]) -> VendorError | None:
+    """Tupu's error envelope, ``{"error": {"code": ..., "message": ...}}`` (or a bare message),
+    as a :class:`VendorError` with the vendor's code and message; None when there is none."""
+    error = data.get("error")
+    if error in (None, "", {}):
+        return None
+    if isinstance(error, str):
+        return VendorError(VENDOR, "request_rejected", error)
+    if not isinstance(error, dict):
+        raise BadResponse(VENDOR, "error is not an object")
+    code = error.get("code")
+    return VendorError(VENDOR, "request_rejected", _text(error.get("message"), "error.message"),
+                       code=None if code is None else _integer(code, "error.code"))
+
+
 def error_for(data: dict[str, Any]) -> VendorError:
-    """A non-zero ``code``: the seed lists none, so every one is permanent and kept verbatim."""
-    return VendorError(
-        VENDOR, "request_rejected", str(data.get("message") or ""), code=data.get("code")
-    )
+    """A failed answer: the seed lists no codes, so every one is permanent and kept verbatim."""
+    enveloped = envelope_error(data)
+    if enveloped is not None:
+        return enveloped
+    code = data.get("code")
+    return VendorError(VENDOR, "request_rejected", _text(data.get("message"), "message"),
+                       code=None if code is None else _integer(code, "code"))
 
 
 @dataclass(frozen=True)
@@ -154,56 +191,108 @@ class TupuEvent:
     verdict: str | None
     labels: list[str]
     raw: dict[str, Any] = field(repr=False)
+    message: str = ""  # the vendor's, for an error
 
     @property
     def abnormal_end(self) -> bool:
         return self.kind == "end" and self.code != 0
 
+    def error(self) -> VendorError | None:
+        """An "error" callback as a PERMANENT :class:`VendorError`, with the vendor's code and message."""
+        if self.kind != "error":
+            return None
+        return VendorError(VENDOR, "stream_error", self.message, code=None if self.code == -1 else self.code,
+                           request_id=self.task_id or None)
 
-def _speeches(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """``(task name, speech)`` for every ``{"<task id>": {"speechs": [...]}}`` section."""
+
+# -- what a speech says ---------------------------------------------------------------
+# Speech review (语音转译审核) gives a string label ("Normal", "Porn", "Politics", "ADs", ...)
+# with an ``action`` (block: violation, review: to review, pass); the other tasks give
+# integer labels, 0 normal. "normal" and 0 are clean; ``review`` marks an uncertain finding.
+CLEAN_LABELS = ("normal", "0")
+ACTIONS = {"pass": "PASS", "review": "REVIEW", "block": "REJECT"}
+
+
+@dataclass(frozen=True)
+class Speech:
+    label: str  # as the report shows it: "1", "porn"
+    verdict: str
+
+
+def read_speech(speech: dict[str, Any]) -> Speech:
+    """One speech's label and verdict; :class:`BadResponse` when its shape is not Tupu's."""
+    value = speech.get("label", 0)
+    if isinstance(value, str) and not value.strip().removeprefix("-").isdigit():
+        label = value.strip().lower()
+    else:
+        label = str(_integer(value, "label"))
+    review = speech.get("review")
+    if review is not None and not isinstance(review, bool):
+        raise BadResponse(VENDOR, "review is not true or false")
+    action = speech.get("action")
+    if action is not None and not isinstance(action, str):
+        raise BadResponse(VENDOR, "action is not text")
+    if action and action.lower() in ACTIONS:  # the vendor's own decision
+        return Speech(label, ACTIONS[action.lower()])
+    if label in CLEAN_LABELS or not label:
+        return Speech(label, "PASS")
+    return Speech(label, "REVIEW" if review else "REJECT")
+
+
+def _speeches(data: dict[str, Any]) -> list[tuple[str, Speech]]:
+    """``(task name, speech)`` for every ``{"<task id>": {"speechs": [...]}}`` section; other
+    sections (a transcription's ``texts``, ``customInfo``) are not judgements."""
     found = []
     for task_id, section in data.items():
-        if isinstance(section, dict) and isinstance(section.get("speechs"), list):
-            name = TASK_NAMES.get(task_id, task_id)
-            found += [(name, s) for s in section["speechs"] if isinstance(s, dict)]
+        if not isinstance(section, dict) or "speechs" not in section:
+            continue
+        speechs = section["speechs"]
+        if not isinstance(speechs, list) or not all(isinstance(s, dict) for s in speechs):
+            raise BadResponse(VENDOR, f"{task_id}.speechs is not a list of objects")
+        name = TASK_NAMES.get(task_id, task_id)
+        found += [(name, read_speech(s)) for s in speechs]
     return found
 
 
-def _flagged(speech: dict[str, Any]) -> bool:
-    """Label 0 is normal; any other label is a finding (``review``: not certain)."""
-    return speech.get("label", 0) not in (0, "0", None)
+def _verdict(pairs: list[tuple[str, Speech]]) -> str:
+    verdicts = {speech.verdict for _, speech in pairs}
+    return next((v for v in ("REJECT", "REVIEW") if v in verdicts), "PASS")
 
 
-def _verdict(speeches: list[dict[str, Any]]) -> str:
-    flagged = [s for s in speeches if _flagged(s)]
-    if any(not s.get("review") for s in flagged):
-        return "REJECT"
-    return "REVIEW" if flagged else "PASS"
+def _labels(pairs: list[tuple[str, Speech]]) -> list[str]:
+    return list(dict.fromkeys(f"{name}:{s.label}" for name, s in pairs if s.verdict != "PASS"))
 
 
-def _labels(pairs: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    return list(dict.fromkeys(f"{name}:{s['label']}" for name, s in pairs if _flagged(s)))
+def _task_id(data: dict[str, Any]) -> str:
+    """The stream task: ``requestId`` at the top, else the first speech's."""
+    top = _text(data.get("requestId"), "requestId")
+    if top:
+        return top
+    for section in data.values():
+        speechs = section.get("speechs") if isinstance(section, dict) else None
+        for speech in speechs if isinstance(speechs, list) else []:
+            if isinstance(speech, dict) and speech.get("requestId"):
+                return _text(speech["requestId"], "requestId")
+    return ""
 
 
-def _code(data: dict[str, Any]) -> int:
-    try:
-        return int(data.get("code") or 0)
-    except (TypeError, ValueError):
-        return -1
-
-
-def parse_event(data: dict[str, Any]) -> TupuEvent:
-    """A verified callback's parsed ``json`` → :class:`TupuEvent`."""
-    code = _code(data)
-    task_id = str(data.get("requestId") or "")
+def parse_event(data: Any) -> TupuEvent:
+    """A verified callback's parsed ``json`` → :class:`TupuEvent`; :class:`BadResponse` when
+    its shape is not one Tupu sends (a code that is not an integer, a label of the wrong kind)."""
+    if not isinstance(data, dict):
+        raise BadResponse(VENDOR, "callback is not an object")
+    task_id = _task_id(data)
+    failed = envelope_error(data)
+    if failed is not None:
+        code = int(failed.code) if failed.code is not None else -1
+        return TupuEvent(task_id, "error", code, None, [], data, failed.message)
+    code = 0 if data.get("code") in (None, "") else _integer(data["code"], "code")
     if "status" in data:
         return TupuEvent(task_id, "end", code, None, [], data)
-    pairs = _speeches(data)
-    task_id = task_id or next((str(s["requestId"]) for _, s in pairs if s.get("requestId")), "")
     if code != 0:
-        return TupuEvent(task_id, "error", code, None, [], data)
-    verdict = _verdict([s for _, s in pairs])
+        return TupuEvent(task_id, "error", code, None, [], data, _text(data.get("message"), "message"))
+    pairs = _speeches(data)
+    verdict = _verdict(pairs)
     kind = "result" if verdict == "PASS" else "violation"
     return TupuEvent(task_id, kind, code, verdict, _labels(pairs), data)
 
@@ -214,8 +303,10 @@ def parse_callback(payload: dict[str, Any], public_key_pem: bytes | rsa.RSAPubli
 
 
 def first_result(data: dict[str, Any]) -> dict[str, Any]:
-    """``result[0]`` of a submit or close answer; raises on a non-zero ``code``."""
-    if data.get("code") not in (0, "0"):
+    """``result[0]`` of a submit or close answer; raises on a non-zero ``code`` or an error
+    envelope, with the vendor's code and message."""
+    code = data.get("code")
+    if envelope_error(data) is not None or isinstance(code, bool) or code not in (0, "0"):
         raise error_for(data)
     results = data.get("result")
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):

@@ -181,3 +181,11 @@ def test_throttle_fault_is_request_limit_exceeded(client, sandbox, http):
         client.describe_scan_results(["whatever"])
     assert caught.value.disposition is Disposition.THROTTLED
     assert client.describe_scan_results(["whatever"]) == []
+
+
+def test_each_task_records_the_lang_of_its_call(client, sandbox, tmp_path):
+    url = served(sandbox, tmp_path, "l.wav", audio_with("PASS"))
+    (english,) = client.scan_voice([GmeTask("en-1", url)], live=False, callback=None, lang="en")
+    (chinese,) = client.scan_voice([GmeTask("zh-1", url)], live=False, callback=None)
+    tasks = sandbox.stats()["services"]["gme"]["tasks"]
+    assert (tasks[english.task_id]["lang"], tasks[chinese.task_id]["lang"]) == ("en", None)

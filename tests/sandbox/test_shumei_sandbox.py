@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import wave
 
 import pytest
 
@@ -199,3 +201,73 @@ def test_raw_content_is_decoded_before_judging(client):
     assert base64.b64decode(body["content"]) == audio
     client.submit("bt-b64", raw=audio, fmt="wav")
     assert result_of(client, "bt-b64").verdict == "REVIEW"
+
+
+# -- files the vendor could not moderate: code 1100 with auxInfo.errorCode -----------------------
+def silent_wav(seconds: float = 0.5) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(bytes(int(32000 * seconds)))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("audio", [silent_wav(), silent_wav(0)], ids=["silent", "no-frames"])
+def test_audio_without_valid_data_is_2007_with_code_1100(client, audio):
+    client.submit("bt-silent", raw=audio, fmt="wav")
+    result = result_of(client, "bt-silent")
+    assert (result.raw["code"], result.risk_level, result.raw["auxInfo"]) == (1100, "PASS", {"errorCode": 2007})
+    assert result.error().reason == "shumei_2007"
+
+
+def test_a_silent_file_downloaded_is_2007(client, sandbox, tmp_path):
+    media(tmp_path, "silent.wav", silent_wav())
+    client.submit("bt-url-silent", url=f"{sandbox.url}/media/silent.wav")
+    assert result_of(client, "bt-url-silent").error().reason == "shumei_2007"
+
+
+def test_speech_is_not_2007(client):
+    client.submit("bt-speech", raw=audio_with("PASS"), fmt="wav")
+    result = result_of(client, "bt-speech")
+    assert "auxInfo" not in result.raw and result.error() is None
+
+
+def test_a_download_failure_as_auxinfo_2003_by_query_and_by_callback(client, sandbox, http):
+    http.post(sandbox.url + "/_sandbox/config", json={"shumei_download_failure": 2003})
+    with Receiver() as receiver:
+        client.submit("bt-2003", url=f"{sandbox.url}/media/gone.wav", callback=receiver.url)
+        (call,) = receiver.wait(1)
+    queried, pushed = result_of(client, "bt-2003"), shumei.parse_callback(json.loads(call.body))
+    for result in (queried, pushed):
+        assert (result.raw["code"], result.raw["btId"], result.risk_level) == (1100, "bt-2003", "PASS")
+        error = result.error()
+        assert (error.reason, error.code) == ("shumei_2003", "2003") and "download failed" in error.message
+
+
+def test_the_download_failure_mode_is_validated(sandbox, http):
+    answer = http.post(sandbox.url + "/_sandbox/config", json={"shumei_download_failure": 1234})
+    assert answer.status_code == 400 and "shumei_download_failure" in answer.json()["error"]
+
+
+# -- clusters and languages -------------------------------------------------------------------
+def test_a_cluster_under_a_path_knows_only_its_own_files(sandbox, config):
+    english = ShumeiClient(sandbox.url + "/en", config.shumei_access_key, timeout=5)
+    chinese = ShumeiClient(sandbox.url, config.shumei_access_key, timeout=5)
+    english.submit("bt-en", raw=audio_with("REJECT"), fmt="wav", lang="en")
+    chinese.submit("bt-zh", raw=audio_with("PASS"), fmt="wav", lang="zh")
+    assert result_of(english, "bt-en").verdict == "REJECT"
+    assert result_of(chinese, "bt-zh").verdict == "PASS"
+    for client, bt_id in ((chinese, "bt-en"), (english, "bt-zh")):  # asked at the other cluster
+        with pytest.raises(VendorError) as caught:
+            client.query(bt_id)
+        assert (caught.value.code, caught.value.disposition) == ("1902", Disposition.PERMANENT)
+    tasks = {t["key"]: t for t in sandbox.stats()["services"]["shumei"]["tasks"].values()}
+    assert {k: (t["cluster"], t["lang"]) for k, t in tasks.items()} == {
+        "bt-en": ("en", "en"), "bt-zh": ("default", "zh")}
+    # every query counted where it was asked, the one at the wrong cluster too
+    assert (set(tasks["bt-en"]["queries"]), tasks["bt-en"]["queries"]["default"]) == ({"en", "default"}, 1)
+    assert (set(tasks["bt-zh"]["queries"]), tasks["bt-zh"]["queries"]["en"]) == ({"en", "default"}, 1)
+    queries = sum(n for t in tasks.values() for n in t["queries"].values())
+    assert sandbox.stats()["requests"] == {"shumei.submit": 2, "shumei.query": queries}

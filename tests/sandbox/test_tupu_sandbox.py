@@ -65,6 +65,9 @@ def test_rules_3_send_the_pass_result_and_the_end(client, receiver, sandbox):
     submitted = client.submit_stream("job-2", url, callback_url=receiver.url, callback_rules=3)
     (result,) = events(receiver, 1)
     assert (result.kind, result.verdict, result.labels) == ("result", "PASS", [])
+    speech_review = result.raw["5caee6b2a76925c55a09a6d2"]["speechs"]  # a string label, an action
+    assert [(s["label"], s["action"]) for s in speech_review] == [("Normal", "pass")]
+    assert [s["label"] for s in result.raw["5c8213b9bc807806aab0a574"]["speechs"]] == [0]
     assert client.close_stream(submitted.task_id) == "closed"
     end = events(receiver, 2)[1]
     assert (end.kind, end.code, end.task_id, end.abnormal_end) == (
@@ -223,3 +226,17 @@ def test_close_calls_fail_with_transient_errors_at_the_rate_asked(client, receiv
     assert stats["requests"] == {"tupu.submit": 40, "tupu.close": 40}
     assert stats["faults_by_action"] == {"tupu.close": failed}
     assert 4 <= failed <= 20  # about 30 % of 40
+
+
+def test_speech_review_findings_are_string_labels_with_an_action(client, receiver):
+    """Find streams the sandbox judges on speech review's categories; each reads as verdict_for says."""
+    urls = [u for u in (f"rtmp://live.example/review/{i}" for i in range(400))
+            if any(label.startswith("speech_review:") for label in verdict_for(u.encode(), "tupu")[1])][:3]
+    assert urls
+    for n, url in enumerate(urls):
+        client.submit_stream(f"job-r{n}", url, callback_url=receiver.url)
+    for event in events(receiver, len(urls)):
+        url = next(u for u in urls if verdict_for(u.encode(), "tupu") == (event.verdict, event.labels))
+        speeches = event.raw["5caee6b2a76925c55a09a6d2"]["speechs"]
+        assert all(isinstance(s["label"], str) and s["action"] in ("review", "block") for s in speeches)
+        assert {s["action"] for s in speeches} == {"review" if event.verdict == "REVIEW" else "block"}, url

@@ -104,6 +104,14 @@ def test_scan_voice_optional_fields():
     assert "Callback" not in params
 
 
+@pytest.mark.parametrize(("lang", "sent"), [("en", "en"), ("zh", None), (None, None)])
+def test_a_jobs_language_as_lang(lang, sent):
+    """Unsent, Lang is Chinese to the vendor: English says so, Chinese needs nothing."""
+    tasks = [gme.GmeTask("d", "https://m/a.wav")]
+    params = gme.scan_voice_params(1, tasks, live=False, callback=None, lang=gme.lang_param(lang))
+    assert params.get("Lang") == sent
+
+
 def test_scan_voice_takes_up_to_100_tasks():
     tasks = [gme.GmeTask(str(i), f"https://m/{i}.mp3") for i in range(101)]
     assert len(gme.scan_voice_params(1, tasks[:100], live=False, callback=None)["Tasks"]) == 100

@@ -308,3 +308,48 @@ def test_redact_nested_and_raw_content():
 
 def test_redact_query_body():
     assert shumei.redact(client().query_body("b")) == {"btId": "b"}
+
+
+# -- auxInfo: code 1100 for a file that was never moderated (newer v4 docs) -----------------
+@pytest.mark.parametrize(
+    ("aux_code", "words"), [(2003, "audio download failed"), (2007, "no valid data")]
+)
+def test_aux_error_with_code_1100_is_a_permanent_failure_not_a_pass(aux_code, words):
+    body = copy.deepcopy(SEED_CALLBACK) | {"auxInfo": {"errorCode": aux_code}}
+    result = shumei.parse_callback(body)  # code 1100: it parses, riskLevel PASS and all
+    assert result.risk_level == "PASS" and result.aux_code == aux_code
+    error = result.error()
+    assert (error.reason, error.code, error.disposition) == (
+        f"shumei_{aux_code}", str(aux_code), Disposition.PERMANENT)
+    assert error.request_id == SEED_CALLBACK["requestId"]
+    assert words in error.summary() and f"auxInfo.errorCode {aux_code}" in error.summary()
+    assert error.summary().startswith(f"shumei: {aux_code}: ")
+
+
+def test_aux_error_by_query_answer_as_text():
+    body = {"code": 1100, "message": "成功", "requestId": "r", "btId": "b", "riskLevel": "PASS",
+            "audioDetail": [], "auxInfo": {"errorCode": "2007"}}
+    assert shumei.parse_result(body).error().reason == "shumei_2007"
+
+
+def test_an_unknown_aux_error_code_does_not_pass_either():
+    body = copy.deepcopy(SEED_CALLBACK) | {"auxInfo": {"errorCode": 2999, "detail": "x"}}
+    error = shumei.parse_result(body).error()
+    assert error.reason == "shumei_2999" and "does not know" in error.message
+
+
+@pytest.mark.parametrize("aux", [None, {}, {"errorCode": 0}, {"errorCode": "0"}, {"other": 1}])
+def test_no_aux_error(aux):
+    body = copy.deepcopy(SEED_CALLBACK) | ({"auxInfo": aux} if aux is not None else {})
+    result = shumei.parse_result(body)
+    assert (result.aux_code, result.error(), result.verdict) == (None, None, "PASS")
+
+
+@pytest.mark.parametrize(
+    "aux", [[2003], "2003", {"errorCode": "two"}, {"errorCode": True}, {"errorCode": 1e999},
+            {"errorCode": {"code": 2003}}],
+)
+def test_a_malformed_aux_info_is_a_bad_response(aux):
+    with pytest.raises(BadResponse):
+        shumei.parse_result(copy.deepcopy(SEED_CALLBACK) | {"auxInfo": aux})
+

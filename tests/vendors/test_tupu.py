@@ -372,3 +372,100 @@ def test_error_callback():
 def test_forged_callback_is_rejected(tupu_key, customer_key):
     with pytest.raises(tupu.SignatureError):
         tupu.parse_callback(envelope(customer_key, _speech_callback()), _pem_public(tupu_key))
+
+
+# -- labels per task: speech review's are strings with an action, the others integers ---------
+SPEECH_REVIEW = "5caee6b2a76925c55a09a6d2"
+TRANSCRIPTION = "5ca1bd6b3872ecc9afb99132"
+
+
+def _reviewed(*speeches: dict, vulgar: list[dict] | None = None) -> dict:
+    """A callbackRules-3 result: speech review's speeches, the vulgar task's, a transcription."""
+    data = {"code": 0, "message": "success", "requestId": "task-1", "forumId": "job-7",
+            "nonce": "0.1", "timestamp": 1629969759333, SPEECH_REVIEW: {"speechs": list(speeches)},
+            TRANSCRIPTION: {"texts": [{"requestId": "task-1", "content": "床前明月光"}]}}
+    return data | ({VULGAR: {"speechs": vulgar}} if vulgar is not None else {})
+
+
+def _review_speech(label: str, action: str | None, review: bool = False) -> dict:
+    speech = {"name": "https://dump/1.mp3", "label": label, "review": review, "rate": 0.91,
+              "details": [] if action == "pass" else [{"keyword": "", "hint": "", "mainLabel": label}]}
+    return speech | ({"action": action} if action is not None else {})
+
+
+def test_normal_string_labels_are_clean(tupu_key):
+    data = _reviewed(_review_speech("Normal", "pass"), vulgar=[{"name": "a", "label": 0, "review": False}])
+    event = tupu.parse_callback(envelope(tupu_key, data), _pem_public(tupu_key))
+    assert (event.kind, event.verdict, event.labels) == ("result", "PASS", [])
+
+
+@pytest.mark.parametrize(
+    ("speech", "verdict", "labels"),
+    [
+        (_review_speech("Porn", "block"), "REJECT", ["speech_review:porn"]),
+        (_review_speech("ADs", "review", review=True), "REVIEW", ["speech_review:ads"]),
+        (_review_speech("Politics", None), "REJECT", ["speech_review:politics"]),  # no action: the label
+        (_review_speech("Abuse", None, review=True), "REVIEW", ["speech_review:abuse"]),
+        (_review_speech("normal", None), "PASS", []),
+        (_review_speech("Abuse", "pass"), "PASS", []),  # the vendor's decision is its action
+    ],
+)
+def test_speech_review_reads_label_and_action(speech, verdict, labels):
+    event = tupu.parse_event(_reviewed(speech))
+    assert (event.verdict, event.labels) == (verdict, labels)
+    assert event.kind == ("result" if verdict == "PASS" else "violation")
+
+
+def test_a_violation_in_one_task_and_normal_in_another():
+    data = _reviewed(_review_speech("Normal", "pass"), vulgar=[{"name": "a", "label": 2, "review": False}])
+    assert (tupu.parse_event(data).verdict, tupu.parse_event(data).labels) == ("REJECT", ["vulgar:2"])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"code": 1e999, "requestId": "t"},  # json.loads reads 1e999 as inf
+        {"code": "x", "requestId": "t", "status": "end"},
+        {"code": True, "requestId": "t"},
+        {"code": 0, "requestId": {"id": 1}},
+        {"code": 0, "requestId": "t", VULGAR: {"speechs": "none"}},
+        {"code": 0, "requestId": "t", VULGAR: {"speechs": [1, 2]}},
+        {"code": 0, "requestId": "t", VULGAR: {"speechs": [{"label": {"v": 1}}]}},
+        {"code": 0, "requestId": "t", VULGAR: {"speechs": [{"label": 1.5}]}},
+        {"code": 0, "requestId": "t", VULGAR: {"speechs": [{"label": True}]}},
+        {"code": 0, "requestId": "t", VULGAR: {"speechs": [{"label": 1, "review": "yes"}]}},
+        {"code": 0, "requestId": "t", SPEECH_REVIEW: {"speechs": [{"label": "Porn", "action": 3}]}},
+        {"error": ["x"]},
+        ["not", "an", "object"],
+    ],
+)
+def test_malformed_callbacks_are_bad_responses(data):
+    with pytest.raises(BadResponse):
+        tupu.parse_event(data)
+
+
+# -- Tupu's error envelope: code and message kept ----------------------------------------------
+def test_an_error_envelope_answer_keeps_code_and_message():
+    with pytest.raises(VendorError) as caught:
+        tupu.first_result({"error": {"code": 13, "message": "没有配置计算任务或者都已关闭"}})
+    error = caught.value
+    assert (error.code, error.message, error.reason) == ("13", "没有配置计算任务或者都已关闭", "request_rejected")
+    assert error.summary() == "tupu: 13: 没有配置计算任务或者都已关闭 (request_rejected)"
+
+
+def test_an_error_envelope_beside_code_zero_is_still_an_error():
+    with pytest.raises(VendorError) as caught:
+        tupu.first_result({"code": 0, "result": [{"requestId": "r"}], "error": {"code": 1, "message": "授权失败"}})
+    assert (caught.value.code, caught.value.message) == ("1", "授权失败")
+
+
+def test_an_error_envelope_callback_is_an_error_event_with_code_and_message():
+    event = tupu.parse_event({"requestId": "t", "error": {"code": 14, "message": "文件下载错误"}})
+    assert (event.kind, event.code, event.message) == ("error", 14, "文件下载错误")
+    assert event.error().summary() == "tupu: 14: 文件下载错误 (stream_error)"
+
+
+def test_an_error_callback_keeps_its_message():
+    event = tupu.parse_event({"code": 500, "message": "stream unreachable", "requestId": "t"})
+    assert event.error().summary() == "tupu: 500: stream unreachable (stream_error)"
+    assert tupu.parse_event({"code": 0, "requestId": "t"}).error() is None
