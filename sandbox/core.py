@@ -18,13 +18,26 @@ from aiohttp import web
 
 from sandbox.stats import PeakRate, Stats, peak_in_window  # noqa: F401  (part of this module's API)
 
-FAULT_KINDS = ("throttle", "error5xx", "drop", "drop_after", "slow", "overload")
+FAULT_KINDS = ("throttle", "error5xx", "drop", "drop_after", "slow", "overload", "code")
 MAX_BODY_BYTES = 32 * 1024 * 1024  # Shumei RAW audio is base64 of up to 15 MB
+
+
+def _codes(value: Any) -> bool:
+    """A non-empty code, or a non-empty list of them."""
+    items = [value] if isinstance(value, str) else value
+    return isinstance(items, list) and bool(items) and all(
+        isinstance(c, str) and c.strip() for c in items
+    )
 
 
 @dataclass
 class FaultRule:
-    """Inject ``kind`` into a share ``rate`` of the requests that match ``service``/``action``."""
+    """Inject ``kind`` into a share ``rate`` of the requests that match ``service``/``action``.
+
+    ``kind`` "code" answers as the vendor does with an API error ``code`` (HTTP 200 and
+    the TC3 error envelope; Tencent products only, others answer HTTP 503): any code of
+    the SDKs' lists, or a list of codes to draw one from per fault.
+    """
 
     kind: str
     rate: float = 1.0
@@ -32,12 +45,21 @@ class FaultRule:
     action: str | None = None  # None: every endpoint of the vendor
     first_n: int | None = None  # only the first n matching requests are eligible
     slow_ms: float = 0
+    code: str | list[str] | None = None  # kind "code" only
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"fault rate must be within 0..1, got {self.rate}")
+        if (self.kind == "code") != (self.code is not None):
+            raise ValueError('a fault has a "code" exactly when its kind is "code"')
+        if self.code is not None and not _codes(self.code):
+            raise ValueError(f"code must be an error code or a list of them, got {self.code!r}")
+
+    @property
+    def codes(self) -> list[str]:
+        return [self.code] if isinstance(self.code, str) else list(self.code or [])
 
     def matches(self, vendor: str, action: str) -> bool:
         return self.service in (None, vendor) and self.action in (None, action)
@@ -159,6 +181,11 @@ class FaultPlan:
                 chosen = rule
         return chosen
 
+    def code(self, rule: FaultRule) -> str:
+        """The code a "code" fault answers with (drawn by the seeded generator from a list)."""
+        codes = rule.codes
+        return codes[0] if len(codes) == 1 else self.rng.choice(codes)
+
 
 class RouteOwner(Protocol):
     """What the middleware needs from whoever answers a vendor route."""
@@ -170,6 +197,11 @@ class RouteOwner(Protocol):
 
     def fault_response(self, kind: str, vendor: str) -> web.StreamResponse | None:
         """The vendor-shaped answer for ``throttle``/``overload``; None: HTTP 503 instead."""
+
+    async def code_fault(
+        self, request: web.Request, vendor: str, code: str
+    ) -> web.StreamResponse | None:
+        """The vendor's answer with API error ``code`` (a "code" fault); None: HTTP 503."""
 
 
 class VendorService:
@@ -203,6 +235,11 @@ class VendorService:
         return self.name, request.path
 
     def fault_response(self, kind: str, vendor: str) -> web.StreamResponse | None:
+        return None
+
+    async def code_fault(
+        self, request: web.Request, vendor: str, code: str
+    ) -> web.StreamResponse | None:
         return None
 
 

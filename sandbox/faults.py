@@ -53,6 +53,12 @@ async def _vendor_shaped(i: Injection) -> web.StreamResponse:
     return response if response is not None else await _error5xx(i)
 
 
+async def _code(i: Injection) -> web.StreamResponse:
+    code = sandbox_of(i.request.app).plan.code(i.rule)
+    response = await i.route.owner.code_fault(i.request, i.vendor, code)
+    return response if response is not None else await _error5xx(i)
+
+
 APPLY: dict[str, Callable[[Injection], Awaitable[web.StreamResponse]]] = {
     "drop": _drop,
     "drop_after": _drop_after,
@@ -60,6 +66,7 @@ APPLY: dict[str, Callable[[Injection], Awaitable[web.StreamResponse]]] = {
     "error5xx": _error5xx,
     "throttle": _vendor_shaped,
     "overload": _vendor_shaped,
+    "code": _code,
 }
 
 

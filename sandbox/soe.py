@@ -41,6 +41,21 @@ from sandbox.tencent import (
 
 FREE_SPEECH = 3
 
+# Codes whose SDK description says the session is gone: "请重新初始化" (initialise again),
+# or not found, released or never initialised. Injected as a fault ("code"), one drops
+# the session, and every later call on its SessionId hears the same code again.
+SESSION_GONE_CODES = frozenset({
+    "FailedOperation.ErrorGetSession", "FailedOperation.FailedInit",
+    "FailedOperation.FailedSetSession", "FailedOperation.FailedSetSessionSeqID",
+    "FailedOperation.NeedInitBeforeEvaluation", "FailedOperation.ResultExpired",
+    "FailedOperation.SeqIdExpired", "FailedOperation.SessionExpired",
+    "InternalError.CannotFindSession", "InternalError.NeedToInit",
+    "InternalError.NoConversationFound", "InternalError.NoInitBeforeEvaluation",
+    "InvalidParameterValue.RefTextLimitExceeded", "InvalidParameterValue.SessionIdInUse",
+    "ResourceUnavailable.CannotFindSession", "ResourceUnavailable.NoConversationFound",
+    "ResourceUnavailable.NoInitBeforeEvaluation",
+})  # fmt: skip
+
 
 # -- request parameters -------------------------------------------------------------
 def _get(params: dict[str, Any], name: str, kind: type, default: Any = None) -> Any:
@@ -146,6 +161,7 @@ class SoeService(VendorService):
     def __init__(self, sandbox: Sandbox) -> None:
         super().__init__(sandbox)
         self.sessions: dict[str, Session] = {}
+        self.dropped: dict[str, str] = {}  # SessionId -> the code that dropped it (a fault)
         self.actions = {
             "TransmitOralProcessWithInit": self.transmit_with_init,
             "InitOralProcess": self.init_oral_process,
@@ -158,9 +174,18 @@ class SoeService(VendorService):
 
     def reset(self) -> None:
         self.sessions.clear()
+        self.dropped.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"sessions": {sid: s.snapshot() for sid, s in self.sessions.items()}}
+        sessions = {sid: s.snapshot() for sid, s in self.sessions.items()}
+        return {"sessions": sessions, "dropped": dict(self.dropped)}
+
+    def on_fault_code(self, code: str, params: dict[str, Any]) -> None:
+        """A "code" fault that means the session is gone drops it, as the vendor would have."""
+        sid = params.get("SessionId")
+        if code in SESSION_GONE_CODES and isinstance(sid, str):
+            self.sessions.pop(sid, None)
+            self.dropped[sid] = code
 
     # -- actions --------------------------------------------------------------------
     def transmit_with_init(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +230,8 @@ class SoeService(VendorService):
     def _live(self, sid: str, query: bool = False) -> Session | None:
         """The session, or None. An expired one is forgotten and answers SessionExpired
         (ResultExpired to a query of a finished one), so the SessionId can start over."""
+        if sid in self.dropped:
+            raise TencentError(self.dropped[sid], "The session is gone; start a new session")
         session = self.sessions.get(sid)
         if session is not None and session.expired(self.config.soe_session_ttl_s):
             del self.sessions[sid]

@@ -1,8 +1,11 @@
 """Tencent Cloud API 3.0 front door shared by SOE and GME.
 
 One catch-all ``POST`` route verifies TC3-HMAC-SHA256 (recomputed from what arrived
-on the wire with :class:`vendors.tc3.TC3Signer`), then dispatches on the credential
-scope's service (``soe``, ``gme``) and ``X-TC-Action`` to a product's handler.
+on the wire with :class:`vendors.tc3.TC3Signer`), checks the body against the
+action's request model (:mod:`sandbox.tencent_models`: ``UnknownParameter`` for a
+field the model lacks, ``InvalidParameter`` for a value of the wrong JSON type), then
+dispatches on the credential scope's service (``soe``, ``gme``) and ``X-TC-Action``
+to a product's handler.
 
 A product (:class:`TencentProduct`) joins with ``mount(app, product)`` from its
 ``add_routes``. Its handlers take the request's JSON parameters and return the
@@ -22,6 +25,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from sandbox.core import SandboxConfig, add_vendor_route, sandbox_of
+from sandbox.tencent_models import MODELS, Model
 from vendors.tc3 import (
     ALGORITHM,
     SIGNED_HEADERS,
@@ -44,6 +48,7 @@ NO_SUCH_VERSION = "NoSuchVersion"
 MISSING_PARAMETER = "MissingParameter"
 INVALID_PARAMETER = "InvalidParameter"
 INVALID_PARAMETER_VALUE = "InvalidParameterValue"
+UNKNOWN_PARAMETER = "UnknownParameter"
 REQUEST_LIMIT_EXCEEDED = "RequestLimitExceeded"
 INTERNAL_ERROR = "InternalError"
 
@@ -64,6 +69,8 @@ class TencentProduct(Protocol):
     version: str  # X-TC-Version, e.g. "2018-07-24"
     overload_code: str  # answered for the "overload" fault
     actions: dict[str, ActionHandler]
+    # Optional: ``on_fault_code(code, params)``, told of a "code" fault before it is answered
+    # (SOE drops the session of a code that means "initialise again").
 
 
 def respond(fields: dict[str, Any]) -> web.Response:
@@ -208,8 +215,22 @@ class FrontDoor:
         handler = product.actions.get(action)
         if handler is None:
             raise TencentError(INVALID_ACTION, f"{product.name} has no action {action!r}")
-        result = handler(_params(body))
+        params = _params(body)
+        check_request(product.name, action, params)
+        result = handler(params)
         return await result if inspect.isawaitable(result) else result
+
+    async def code_fault(self, request: web.Request, vendor: str, code: str) -> web.Response:
+        """Answer a "code" fault: HTTP 200 with ``code``, as the vendor would, the product
+        told first (with the body's parameters, when they can be read)."""
+        hook = getattr(self.products.get(vendor), "on_fault_code", None)
+        if hook is not None:
+            try:
+                params = _params(await request.read())
+            except TencentError:
+                params = {}
+            hook(code, params)
+        return error_response(TencentError(code, f"{code} (sandbox fault)"))
 
 
 def _params(body: bytes) -> dict[str, Any]:
@@ -220,6 +241,60 @@ def _params(body: bytes) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise TencentError(INVALID_PARAMETER, "The request body must be a JSON object")
     return params
+
+
+# -- request models ----------------------------------------------------------
+def _is(kind: str, value: Any) -> bool:
+    """Is ``value`` (parsed JSON) of the SDK type ``kind`` (a primitive)?"""
+    if isinstance(value, bool):
+        return kind == "bool"
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "float":
+        return isinstance(value, int | float)
+    return kind == "str" and isinstance(value, str)
+
+
+def check_model(models: dict[str, Model], name: str, body: Any, path: str = "") -> None:
+    """Raise the API's :class:`TencentError` for the first field of ``body`` that model
+    ``name`` does not have, or whose value is not of its type."""
+    if not isinstance(body, dict):
+        raise TencentError(INVALID_PARAMETER, f"`{path or name}` must be an object")
+    model = models[name]
+    for field, value in body.items():
+        where = f"{path}.{field}" if path else field
+        kind = model.get(field)
+        if kind is None:
+            raise TencentError(UNKNOWN_PARAMETER, f"The parameter `{where}` is not recognized")
+        _check_value(models, kind, value, where)
+
+
+def _check_value(models: dict[str, Model], kind: str, value: Any, where: str) -> None:
+    if value is None:  # taken as absent: the action says whether the field is required
+        return
+    if kind.startswith("list of "):
+        if not isinstance(value, list):
+            raise TencentError(INVALID_PARAMETER, f"The parameter `{where}` must be an array")
+        for i, item in enumerate(value):
+            _check_value(models, kind.removeprefix("list of "), item, f"{where}.{i}")
+    elif kind in models:
+        check_model(models, kind, value, where)
+    elif not _is(kind, value):
+        raise TencentError(
+            INVALID_PARAMETER, f"The parameter `{where}` must be of type {kind}, not {_json_type(value)}"
+        )
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def check_request(service: str, action: str, params: dict[str, Any]) -> None:
+    """Check ``params`` against ``{action}Request`` of ``service``, where the sandbox has it."""
+    models = MODELS.get(service, {})
+    if f"{action}Request" in models:
+        check_model(models, f"{action}Request", params)
 
 
 FRONT_DOOR = web.AppKey("tencent_front_door", FrontDoor)

@@ -20,9 +20,10 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from vendors import safejson
-from vendors.errors import BadResponse, Disposition, InvalidInput, VendorError
+from vendors.errors import BadResponse, InvalidInput, VendorError
+from vendors.gme_errors import GME_ERRORS
 from vendors.tc3 import Credentials
-from vendors.tencent import TencentApiClient, split_error_table
+from vendors.tencent import ErrorTable, TencentApiClient
 
 VENDOR = "gme"
 SERVICE = "gme"
@@ -37,16 +38,6 @@ STREAM_SCHEMES = ("rtmp", "http", "https")
 SIGNATURE_PARAM = "Signatue"  # the vendor's spelling
 STATUS_START, STATUS_SUCCESS, STATUS_ERROR = "Start", "Success", "Error"
 STATUSES = (STATUS_START, STATUS_SUCCESS, STATUS_ERROR)
-
-_GME_ERRORS: dict[str, tuple[Disposition, str]] = {
-    "FailedOperation": (Disposition.PERMANENT, "failed_operation"),
-    "InvalidParameter.CallbackAddress": (Disposition.PERMANENT, "invalid_callback_address"),
-    "OperationDenied": (Disposition.PERMANENT, "operation_denied"),
-    "ResourceNotFound": (Disposition.PERMANENT, "resource_not_found"),
-    "ResourceUnavailable": (Disposition.PERMANENT, "resource_unavailable"),
-    "UnsupportedOperation": (Disposition.PERMANENT, "unsupported_operation"),
-}
-
 
 # -- media limits -------------------------------------------------------------
 def _extension(path: str) -> str:
@@ -313,14 +304,10 @@ def parse_callback(body: bytes) -> GmeScanResult:
 
 
 # -- client -------------------------------------------------------------------
-_GME_DISPOSITIONS, _GME_REASONS = split_error_table(_GME_ERRORS)
-
-
 class GmeClient(TencentApiClient):
-    """ScanVoice and DescribeScanResultList; errors classified by the common table plus GME's."""
+    """ScanVoice and DescribeScanResultList; errors classified by :data:`GME_ERRORS`."""
 
-    ERROR_DISPOSITIONS: ClassVar[dict[str, Disposition]] = {**TencentApiClient.ERROR_DISPOSITIONS, **_GME_DISPOSITIONS}
-    ERROR_REASONS: ClassVar[dict[str, str]] = {**TencentApiClient.ERROR_REASONS, **_GME_REASONS}
+    ERRORS: ClassVar[ErrorTable] = GME_ERRORS
 
     def __init__(
         self, endpoint: str, credentials: Credentials, *, biz_id: int, **kwargs: Any

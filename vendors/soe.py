@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from vendors import http
-from vendors.errors import BadResponse, Disposition, InvalidInput
+from vendors.errors import BadResponse, InvalidInput
+from vendors.soe_errors import SOE_ERRORS
 from vendors.tc3 import Credentials
-from vendors.tencent import TencentApiClient, split_error_table
+from vendors.tencent import ErrorTable, TencentApiClient
 
 VENDOR = "soe"
 VERSION = "2018-07-24"
@@ -30,48 +31,6 @@ EVAL_MODES = {"word": 0, "sentence": 1, "paragraph": 2, "free": 3}
 SERVER_TYPES = {"en": 0, "zh": 1}
 VOICE_FILE_TYPES = {".pcm": 1, ".raw": 1, ".wav": 2, ".mp3": 3, ".spx": 4, ".speex": 4}
 SIXTEEN_BIT_TYPES = (1, 2)  # raw PCM and WAV carry 16-bit samples: chunks must be even
-
-# (disposition, reason) -> codes.  Codes beyond vendor-notes.md come from the SDK's
-# errorcodes.py; the InternalError.* ones matter most, as the base table retries InternalError.
-_SOE_ERROR_GROUPS: dict[tuple[Disposition, str], tuple[str, ...]] = {
-    (Disposition.RESEND, "resend_chunks"): (
-        "FailedOperation.PastSeqIdLose", "FailedOperation.WaitPastSeqIdTimeout"),
-    (Disposition.RETRY, "last_chunk_unfinished"): (
-        "InternalError.LastSeqUnfinished", "ResourceUnavailable.LastSeqUnfinished"),
-    (Disposition.RETRY, "vendor_timeout"): (
-        "FailedOperation.ServiceTimeout", "InternalError.ServiceTimeout", "InternalError.TimeOut"),
-    (Disposition.RESTART, "session_expired"): ("FailedOperation.SessionExpired",),
-    (Disposition.RESTART, "result_expired"): ("FailedOperation.ResultExpired",),
-    (Disposition.RESTART, "seq_id_expired"): ("FailedOperation.SeqIdExpired",),
-    (Disposition.RESTART, "session_not_found"): (
-        "InternalError.CannotFindSession", "ResourceUnavailable.CannotFindSession",
-        "FailedOperation.NeedInitBeforeEvaluation"),
-    (Disposition.RESTART, "session_id_in_use"): ("InvalidParameterValue.SessionIdInUse",),
-    (Disposition.THROTTLED, "server_overload"): (
-        "FailedOperation.ServerOverload", "InternalError.ServerOverload"),
-    (Disposition.THROTTLED, "throttled"): ("ResourceUnavailable.ConcurrencyLimit",),
-    (Disposition.PERMANENT, "invalid_audio"): (
-        "InternalError.InvalidWAVHeader", "InternalError.MP3DecodeFailed",
-        "InternalError.BASE64DecodeFailed", "InternalError.FailToDecodeVoice",
-        "InvalidParameterValue.AudioDecodeFailed", "InvalidParameterValue.InvalidWAVHeader",
-        "InvalidParameterValue.WAVHeaderDecodeFailed", "InvalidParameterValue.BASEDecodeFailed",
-        "InvalidParameterValue.AudioSizeMustBeEven"),
-    (Disposition.PERMANENT, "ref_text_empty"): (
-        "InternalError.RefTxtEmpty", "InvalidParameterValue.RefTxtEmpty",
-        "InvalidParameterValue.RefTextEmpty"),
-    (Disposition.PERMANENT, "ref_text_invalid"): (
-        "InternalError.RefTxtOov", "InvalidParameterValue.RefTextOOV",
-        "InternalError.RefTxtTooLang", "InvalidParameterValue.RefTxtTooLang",
-        "InvalidParameterValue.RefTextLimitExceeded"),
-    (Disposition.PERMANENT, "audio_too_long"): (
-        "InvalidParameterValue.VoiceLengthTooLong", "InternalError.VoiceMsgOversized",
-        "InvalidParameter.VoiceMsgOversized", "InvalidParameterValue.AudioDataSizeLimitExceeded"),
-    (Disposition.PERMANENT, "no_speech"): (
-        "InternalError.VadNotDetectedSpeak", "InvalidParameterValue.VadNotDetectedSpeak"),
-    (Disposition.PERMANENT, "audio_too_short"): ("InternalError.VoiceMsgTooShort",),
-    (Disposition.PERMANENT, "auth"): ("InternalError.AuthorizeError",),
-}
-_SOE_ERRORS = {code: key for key, codes in _SOE_ERROR_GROUPS.items() for code in codes}
 
 
 def voice_file_type_for(path_or_url: str) -> int:
@@ -219,15 +178,11 @@ class KeywordResult:
         return cls(str(r.get("SessionId") or ""), r.get("RequestId"), scores, r)
 
 
-_DISPOSITIONS, _REASONS = split_error_table(_SOE_ERRORS)
-
-
 class SoeClient(TencentApiClient):
     """``TransmitOralProcessWithInit`` (streamed), ``InitOralProcess`` +
     ``TransmitOralProcess``, ``KeywordEvaluate``, and session queries."""
 
-    ERROR_DISPOSITIONS: ClassVar[dict[str, Disposition]] = {**TencentApiClient.ERROR_DISPOSITIONS, **_DISPOSITIONS}
-    ERROR_REASONS: ClassVar[dict[str, str]] = {**TencentApiClient.ERROR_REASONS, **_REASONS}
+    ERRORS: ClassVar[ErrorTable] = SOE_ERRORS
 
     def __init__(
         self, endpoint: str, credentials: Credentials, *, region: str = "",

@@ -4,12 +4,15 @@ One call is: JSON-encode the parameters, sign them with TC3-HMAC-SHA256
 (:mod:`vendors.tc3`), POST them with :func:`vendors.http.post`, and unwrap the
 ``{"Response": {...}}`` envelope.  API errors arrive as HTTP 200 with
 ``Response.Error``; they become a :class:`~vendors.errors.VendorError` whose
-disposition comes from :attr:`TencentApiClient.ERROR_DISPOSITIONS`.
+disposition comes from :meth:`TencentApiClient.classify`.
 
-Error codes are dotted (``RequestLimitExceeded.UinLimitExceeded``).  A table key
-matches the code itself and every code below it, and the longest matching key
-wins, so a subclass can refine ``InternalError`` (retry) with
-``InternalError.InvalidWAVHeader`` (permanent).
+Each product lists every code of its official SDK's ``errorcodes.py`` in
+:attr:`TencentApiClient.ERRORS`, with the disposition its description asks for
+("请稍后重试", try again later: retry; "请重新初始化", initialise again: a new
+session; parameter, audio and text errors: permanent).  Codes no SDK lists fall
+back on :data:`PREFIX_DEFAULTS` by their dotted prefix: a key matches the code
+itself and every code below it, and the longest matching key wins, so an unlisted
+``InternalError.Something`` is retried and ``AuthFailure.Something`` is not.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 from vendors import http
@@ -26,29 +29,41 @@ from vendors.tc3 import Credentials, TC3Signer
 
 MAX_MESSAGE_CHARS = 500
 
-# code -> (disposition, reason); the public tables below are derived from it.
-_COMMON_ERRORS: dict[str, tuple[Disposition, str]] = {
-    "RequestLimitExceeded": (Disposition.THROTTLED, "throttled"),
-    "LimitExceeded.ConcurrencyLimitExceeded": (Disposition.THROTTLED, "throttled"),
-    "InternalError": (Disposition.RETRY, "internal_error"),
-    "ServiceUnavailable": (Disposition.RETRY, "service_unavailable"),
-    "AuthFailure": (Disposition.PERMANENT, "auth"),
-    "UnauthorizedOperation": (Disposition.PERMANENT, "unauthorized"),
-    "InvalidParameter": (Disposition.PERMANENT, "invalid_parameter"),
-    "InvalidParameterValue": (Disposition.PERMANENT, "invalid_parameter"),
-    "MissingParameter": (Disposition.PERMANENT, "invalid_parameter"),
-    "UnknownParameter": (Disposition.PERMANENT, "invalid_parameter"),
-    "RequestSizeLimitExceeded": (Disposition.PERMANENT, "request_too_large"),
+
+class Rule(NamedTuple):
+    """What one error code means: the caller's next step, the reason recorded, and why."""
+
+    disposition: Disposition
+    reason: str
+    meaning: str = ""
+
+
+ErrorTable = dict[str, Rule]
+
+# Prefix defaults of API 3.0 for codes that no product's SDK lists (the common codes
+# such as ``AuthFailure.SignatureExpire``, and codes newer than the SDK).
+PREFIX_DEFAULTS: ErrorTable = {
+    "RequestLimitExceeded": Rule(Disposition.THROTTLED, "throttled", "request rate over the limit"),
+    "LimitExceeded.ConcurrencyLimitExceeded": Rule(
+        Disposition.THROTTLED, "throttled", "concurrent requests over the limit"),
+    "InternalError": Rule(Disposition.RETRY, "internal_error", "internal error"),
+    "ServiceUnavailable": Rule(Disposition.RETRY, "service_unavailable", "service unavailable"),
+    "AuthFailure": Rule(Disposition.PERMANENT, "auth", "signature or authentication failed"),
+    "UnauthorizedOperation": Rule(Disposition.PERMANENT, "unauthorized", "not authorised"),
+    "InvalidParameter": Rule(Disposition.PERMANENT, "invalid_parameter", "invalid parameter"),
+    "InvalidParameterValue": Rule(Disposition.PERMANENT, "invalid_parameter", "invalid value"),
+    "MissingParameter": Rule(Disposition.PERMANENT, "invalid_parameter", "missing parameter"),
+    "UnknownParameter": Rule(Disposition.PERMANENT, "invalid_parameter", "unknown parameter"),
+    "RequestSizeLimitExceeded": Rule(
+        Disposition.PERMANENT, "request_too_large", "request body too large"),
 }
 
-UNKNOWN_ERROR: tuple[Disposition, str] = (Disposition.PERMANENT, "vendor_error")
+UNKNOWN_ERROR = Rule(Disposition.PERMANENT, "vendor_error", "a code nobody lists")
 
 
-def split_error_table(
-    table: dict[str, tuple[Disposition, str]],
-) -> tuple[dict[str, Disposition], dict[str, str]]:
-    """``{code: (disposition, reason)}`` -> ``({code: disposition}, {code: reason})``."""
-    return {k: d for k, (d, _) in table.items()}, {k: r for k, (_, r) in table.items()}
+def error_table(rows: dict[str, tuple[Disposition, str, str]]) -> ErrorTable:
+    """``{code: (disposition, reason, meaning)}`` as :class:`Rule` values."""
+    return {code: Rule(*row) for code, row in rows.items()}
 
 
 def matching_key(table: dict[str, Any], code: str) -> str | None:
@@ -64,9 +79,7 @@ def matching_key(table: dict[str, Any], code: str) -> str | None:
 class TencentApiClient:
     """Signs and sends Tencent Cloud API 3.0 actions for one service and version."""
 
-    ERROR_DISPOSITIONS: ClassVar[dict[str, Disposition]]
-    ERROR_REASONS: ClassVar[dict[str, str]]
-    ERROR_DISPOSITIONS, ERROR_REASONS = split_error_table(_COMMON_ERRORS)
+    ERRORS: ClassVar[ErrorTable] = {}  # a product's every SDK code, explicitly
 
     def __init__(
         self,
@@ -166,8 +179,16 @@ class TencentApiClient:
 
     @classmethod
     def classify(cls, code: str) -> tuple[Disposition, str]:
-        """``(disposition, reason)`` for an API error code; unknown codes are permanent."""
-        key = matching_key(cls.ERROR_DISPOSITIONS, code)
-        if key is None:
-            return UNKNOWN_ERROR
-        return cls.ERROR_DISPOSITIONS[key], cls.ERROR_REASONS.get(key, UNKNOWN_ERROR[1])
+        """``(disposition, reason)`` for an API error code; see :meth:`rule`."""
+        rule = cls.rule(code)
+        return rule.disposition, rule.reason
+
+    @classmethod
+    def rule(cls, code: str) -> Rule:
+        """The product's own entry for ``code``; else the longest dotted prefix among its
+        entries and :data:`PREFIX_DEFAULTS`; else :data:`UNKNOWN_ERROR` (permanent)."""
+        if code in cls.ERRORS:
+            return cls.ERRORS[code]
+        table = PREFIX_DEFAULTS | cls.ERRORS
+        key = matching_key(table, code)
+        return UNKNOWN_ERROR if key is None else table[key]

@@ -283,7 +283,9 @@ KEYWORDS = [
 
 
 def keyword_params(sid: str, seq_id: int, data: bytes, is_end: bool) -> dict:
-    return {**transmit_params(sid, seq_id, data, is_end), "Keywords": KEYWORDS, "IsQuery": 0}
+    chunk = transmit_params(sid, seq_id, data, is_end)
+    del chunk["IsLongLifeSession"]  # no field of KeywordEvaluate
+    return {**chunk, "Keywords": KEYWORDS, "IsQuery": 0}
 
 
 def test_keyword_evaluate_scores_each_keyword(caller):

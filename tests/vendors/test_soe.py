@@ -209,17 +209,18 @@ SOE_CODES = [
     ("InternalError.CannotFindSession", Disposition.RESTART, "session_not_found"),
     ("InvalidParameterValue.RefTextOOV", Disposition.PERMANENT, "ref_text_invalid"),
     ("InvalidParameterValue.SessionIdInUse", Disposition.RESTART, "session_id_in_use"),
-    ("InvalidParameterValue.SensitiveWords", Disposition.PERMANENT, "invalid_parameter"),
+    ("InvalidParameterValue.SensitiveWords", Disposition.PERMANENT, "sensitive_words"),
     # generic InternalError children keep the base's retry
     ("InternalError.ServerInternalError", Disposition.RETRY, "internal_error"),
-    ("FailedOperation", Disposition.PERMANENT, "vendor_error"),
+    ("FailedOperation", Disposition.PERMANENT, "failed_operation"),
 ]
 
 
 @pytest.mark.parametrize("code,disposition,reason", COMMON_CODES)
 def test_common_codes(code, disposition, reason):
     assert TencentApiClient.classify(code) == (disposition, reason)
-    assert SoeClient.classify(code) == (disposition, reason)
+    if code not in SoeClient.ERRORS:  # the codes SOE's SDK lists have their own entry
+        assert SoeClient.classify(code) == (disposition, reason)
 
 
 @pytest.mark.parametrize("code,disposition,reason", SOE_CODES)
@@ -244,10 +245,9 @@ def test_prefix_matching_is_by_dotted_segment_and_longest_wins():
 
 
 def test_subclass_tables_extend_without_touching_the_base():
-    assert "FailedOperation.PastSeqIdLose" not in TencentApiClient.ERROR_DISPOSITIONS
+    assert "FailedOperation.PastSeqIdLose" not in TencentApiClient.ERRORS
     assert TencentApiClient.classify("InternalError.InvalidWAVHeader")[0] is Disposition.RETRY
-    assert set(TencentApiClient.ERROR_DISPOSITIONS) <= set(SoeClient.ERROR_DISPOSITIONS)
-    assert set(SoeClient.ERROR_DISPOSITIONS) == set(SoeClient.ERROR_REASONS)
+    assert SoeClient.classify("InternalError.InvalidWAVHeader")[0] is Disposition.PERMANENT
 
 
 def test_missing_error_code_is_permanent():
