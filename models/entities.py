@@ -44,6 +44,9 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[created]
+    # Made through the API: the token it belongs to (models.api); where its events go, if anywhere.
+    api_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
+    notify_id: Mapped[int | None] = mapped_column(ForeignKey("notify_endpoints.id", ondelete="SET NULL"))
 
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
 
