@@ -64,10 +64,10 @@ def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None
     if sole is not None:
         values = _values([sole])
         params = {"p_job": job_id, **{"v_" + k: v for k, v in values.items()}}
-        if values["status"] in TERMINAL and outbox.wanted(endpoint_id):
-            if conn.execute(_END_SOLE_JOB, params).rowcount:
-                outbox.job_finished(conn, job_id, endpoint_id)
-                return values
+        notified = values["status"] in TERMINAL and outbox.wanted(endpoint_id)
+        if notified and conn.execute(_END_SOLE_JOB, params).rowcount:  # it ended just now, once
+            outbox.job_finished(conn, job_id, endpoint_id)
+            return values
         conn.execute(_SET_SOLE_JOB, params)
         return values
     row = conn.execute(_LOCK_JOB, {"p_job": job_id}).first()
