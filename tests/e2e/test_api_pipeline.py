@@ -84,9 +84,12 @@ def test_twenty_jobs_through_the_api_each_notified_once_past_a_receiver_down_for
 
     pipeline.wait("lessons", 60)
     done_at = time.monotonic()
+    print(f"\nbatch done {done_at - (receiver.down_until[0] - DOWN_S):.1f}s after the post")
     assert done_at < receiver.down_until[0]  # done while every delivery failed
 
     wait_until(lambda: len(receiver.accepted) >= 21, DOWN_S + 30)
+    print(f"every event delivered {time.monotonic() - receiver.down_until[0]:.1f}s after the receiver came back, "
+          f"in {len(receiver.attempts)} requests")
     time.sleep(2.5)  # a straggler would come within the backoff's cap
     assert receiver.forged == 0
     events = receiver.accepted
