@@ -45,8 +45,10 @@ class Batch(Base):
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[created]
     # Made through the API: the token it belongs to (models.api); where its events go, if anywhere.
-    api_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="SET NULL"))
-    notify_id: Mapped[int | None] = mapped_column(ForeignKey("notify_endpoints.id", ondelete="SET NULL"))
+    # No foreign keys (tokens and endpoints are never deleted): SQLite can add a column in place only
+    # without one, and batch mode would copy and drop this table, and with it every job (CASCADE).
+    api_token_id: Mapped[int | None] = mapped_column(Integer)
+    notify_id: Mapped[int | None] = mapped_column(Integer)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
 

@@ -62,21 +62,15 @@ def upgrade() -> None:
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index('ix_notifications_due', ['state', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_notifications_batch_id'), ['batch_id'], unique=False)
-    with op.batch_alter_table('batches', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('api_token_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('notify_id', sa.Integer(), nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_batches_api_token_id_api_tokens'), 'api_tokens',
-                                    ['api_token_id'], ['id'], ondelete='SET NULL')
-        batch_op.create_foreign_key(batch_op.f('fk_batches_notify_id_notify_endpoints'), 'notify_endpoints',
-                                    ['notify_id'], ['id'], ondelete='SET NULL')
+    # Added in place, never by batch mode: on SQLite that copies and drops the table, and dropping
+    # batches with foreign keys on deletes every job (ON DELETE CASCADE); so no foreign keys either.
+    op.add_column('batches', sa.Column('api_token_id', sa.Integer(), nullable=True))
+    op.add_column('batches', sa.Column('notify_id', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('batches', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_batches_notify_id_notify_endpoints'), type_='foreignkey')
-        batch_op.drop_constraint(batch_op.f('fk_batches_api_token_id_api_tokens'), type_='foreignkey')
-        batch_op.drop_column('notify_id')
-        batch_op.drop_column('api_token_id')
+    op.drop_column('batches', 'notify_id')  # SQLite 3.35+ drops a plain column in place
+    op.drop_column('batches', 'api_token_id')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_batch_id'))
         batch_op.drop_index('ix_notifications_due')
