@@ -17,7 +17,8 @@ from config.settings import SERVICES, Settings
 
 POLL_QUEUE = "poll"
 HOUSEKEEPING_QUEUE = "housekeeping"
-QUEUES = (*SERVICES, "callbacks", POLL_QUEUE, HOUSEKEEPING_QUEUE)
+NOTIFY_QUEUE = "notify"  # outbound notifications (tasks.notify): a receiver that is down waits here alone
+QUEUES = (*SERVICES, "callbacks", POLL_QUEUE, HOUSEKEEPING_QUEUE, NOTIFY_QUEUE)
 
 # Longer than any countdown or ETA a task uses (retries cap at 300 s), so Redis
 # never redelivers a message that a live worker still holds.
@@ -29,6 +30,7 @@ def task_routes() -> dict[str, dict[str, str]]:
     routes["voxqueue.callbacks.*"] = {"queue": "callbacks"}
     routes["voxqueue.poll.*"] = {"queue": POLL_QUEUE}
     routes["voxqueue.housekeeping.*"] = {"queue": HOUSEKEEPING_QUEUE}
+    routes["voxqueue.notify.*"] = {"queue": NOTIFY_QUEUE}
     return routes
 
 
@@ -41,6 +43,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
                      "options": {"expires": 2 * poll.total_seconds()}},
         "poll-shumei": {"task": "voxqueue.poll.shumei", "schedule": poll,
                         "options": {"expires": 2 * poll.total_seconds()}},
+        "deliver-notifications": {"task": "voxqueue.notify.round", "schedule": poll,
+                                  "options": {"expires": 2 * poll.total_seconds()}},
         "recover-stranded-checks": {"task": "voxqueue.housekeeping.recover", "schedule": housekeeping,
                                     "options": {"expires": 2 * housekeeping.total_seconds()}},
     }

@@ -6,8 +6,9 @@ import functools
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("soe", "gme", "shumei", "tupu", "asr")
@@ -16,6 +17,25 @@ MIN_SECRET_CHARS = 16
 ENV_PREFIX = "VOXQUEUE_"
 ENV_FILE = ".env"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+MAX_NOTIFY_URL = 2000
+
+
+def notify_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a notification URL (an http(s) URL with a host), or None."""
+    if len(value) > MAX_NOTIFY_URL:
+        return f"a notification URL is at most {MAX_NOTIFY_URL} characters"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "a notification URL has no spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number from 0 to 65535)
+    except ValueError:
+        return "a notification URL must be a well-formed http(s) URL"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "a notification URL must be an http(s) URL with a host"
+    return None
 
 
 class SettingsError(Exception):
@@ -88,7 +108,19 @@ class Settings(BaseSettings):
     stale_seconds: int = 15  # a check waiting this long for a message no live worker holds, its queue empty
     housekeeping_interval: float = 5.0  # seconds between housekeeping rounds (workers and beat)
     broker_wait_seconds: float = 15.0  # how long a producer retries an unreachable broker before it gives up
-    poll_interval: float = 2.0  # seconds between polling rounds on the beat
+    poll_interval: float = 2.0  # seconds between polling rounds on the beat (and notification rounds)
+
+    # The producers' API (workers.api): uploads are stored under media_dir (default var_dir/media).
+    media_dir: Path | None = None
+    api_max_body_bytes: int = 16 * 1024 * 1024  # a JSON or JSON Lines body, or a multipart one's rows
+    api_max_upload_bytes: int = 100 * 1024 * 1024  # a whole multipart body (each file: its services' limit)
+    # Notifications (tasks.notify): where a batch that names no URL of its own is notified, the key
+    # that signs those events, how long a failing delivery is retried, its longest pause, its timeout.
+    notify_url: str | None = None
+    notify_secret: SecretStr | None = None
+    notify_retry_seconds: float = 24 * 3600.0
+    notify_backoff_max_seconds: float = 3600.0
+    notify_timeout: float = 10.0
     log_json: bool = False
     log_level: str = "INFO"
 
@@ -104,7 +136,7 @@ class Settings(BaseSettings):
                 raise ValueError("is not UTF-8 text") from None
         return value
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "notify_secret")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
@@ -112,6 +144,26 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) < MIN_SECRET_CHARS:
             raise ValueError(f"must be at least {MIN_SECRET_CHARS} characters")
         return value
+
+    @field_validator("notify_url")
+    @classmethod
+    def _notify_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if notify_url_problem(value):
+            raise ValueError(f"must be an http(s) URL of at most {MAX_NOTIFY_URL} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _notify_signed(self) -> Settings:
+        if self.notify_url and self.notify_secret is None:
+            raise ValueError("VOXQUEUE_NOTIFY_SECRET must be set with VOXQUEUE_NOTIFY_URL (it signs the events)")
+        return self
+
+    @property
+    def media_path(self) -> Path:
+        """Where uploads are stored."""
+        return self.media_dir if self.media_dir is not None else self.var_dir / "media"
 
     @field_validator("soe_chunk_bytes")
     @classmethod
@@ -121,14 +173,15 @@ class Settings(BaseSettings):
         return value - (value % 2)  # a chunk never splits a 16-bit sample
 
     @field_validator("soe_qps", "gme_qps", "shumei_qps", "tupu_qps", "asr_qps", "vendor_timeout",
-                     "breaker_cooldown", "housekeeping_interval", "poll_interval")
+                     "breaker_cooldown", "housekeeping_interval", "poll_interval", "notify_timeout",
+                     "notify_backoff_max_seconds")
     @classmethod
     def _positive_number(cls, value: float) -> float:
         if not math.isfinite(value) or value <= 0:  # nan would pass every comparison below
             raise ValueError("must be a positive number")
         return value
 
-    @field_validator("broker_wait_seconds", "tupu_close_grace_seconds")
+    @field_validator("broker_wait_seconds", "tupu_close_grace_seconds", "notify_retry_seconds")
     @classmethod
     def _duration(cls, value: float) -> float:
         if not math.isfinite(value) or value < 0:
@@ -136,7 +189,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("soe_max_attempts", "shumei_raw_max_bytes", "db_pool_size", "breaker_threshold",
-                     "max_deliveries", "lease_seconds", "stale_seconds")
+                     "max_deliveries", "lease_seconds", "stale_seconds", "api_max_body_bytes",
+                     "api_max_upload_bytes")
     @classmethod
     def _positive_integer(cls, value: int) -> int:
         if value < 1:
@@ -163,7 +217,7 @@ class Settings(BaseSettings):
         """Every configured secret, for redaction and for the tests that scan for leaks."""
         values = [
             self.tencent_secret_key, self.tencent_token, self.gme_callback_key, self.shumei_access_key,
-            self.secret_key,
+            self.secret_key, self.notify_secret,
         ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 

@@ -1,3 +1,4 @@
+from models.api import ApiToken, Notification, NotificationState, NotifyEndpoint
 from models.base import Base
 from models.deployment import DeploymentSecret
 from models.entities import (
@@ -15,6 +16,7 @@ from models.entities import (
 __all__ = [
     "TERMINAL_CHECK",
     "TERMINAL_JOB",
+    "ApiToken",
     "Base",
     "Batch",
     "CallbackEvent",
@@ -24,4 +26,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "Marker",
+    "Notification",
+    "NotificationState",
+    "NotifyEndpoint",
 ]

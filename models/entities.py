@@ -44,6 +44,11 @@ class Batch(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[created]
+    # Made through the API: the token it belongs to (models.api); where its events go, if anywhere.
+    # No foreign keys (tokens and endpoints are never deleted): SQLite can add a column in place only
+    # without one, and batch mode would copy and drop this table, and with it every job (CASCADE).
+    api_token_id: Mapped[int | None] = mapped_column(Integer)
+    notify_id: Mapped[int | None] = mapped_column(Integer)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
 

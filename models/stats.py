@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import TERMINAL_JOB, Batch, Check, CheckStatus, Job
+from models import TERMINAL_JOB, Batch, Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
+
+JOB_STATES = tuple(s.value for s in JobStatus)
+CHECK_STATES = tuple(s.value for s in CheckStatus if s is not CheckStatus.CLOSING)  # closing counts as running
 
 
 @dataclass
@@ -27,6 +30,16 @@ class BatchCounts:
     @property
     def terminal(self) -> int:
         return sum(n for status, n in self.jobs.items() if status in {s.value for s in TERMINAL_JOB})
+
+    def as_object(self) -> dict:
+        """The counts as the API answers them and ``batch.finished`` carries them: every state
+        named, zeros included."""
+        return {
+            "batch": self.batch, "total": self.total, "finished": self.terminal >= self.total,
+            "jobs": {state: self.jobs.get(state, 0) for state in JOB_STATES},
+            "services": {service: {state: states.get(state, 0) for state in CHECK_STATES}
+                         for service, states in sorted(self.checks.items())},
+        }
 
 
 def batch_names(session: Session) -> list[str]:

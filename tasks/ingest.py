@@ -79,13 +79,17 @@ def ingest(
     defaults: Defaults | None = None,
     enqueue: Callable[[list[tuple[int, str]]], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_batch: Callable[[Session, Batch], None] | None = None,
 ) -> IngestResult:
-    """Record every row of ``source`` in batch ``batch`` and enqueue the new checks."""
+    """Record every row of ``source`` in batch ``batch`` and enqueue the new checks.
+
+    ``on_batch(session, batch)`` runs in the transaction that finds or makes the batch, before
+    any row is written (``--notify`` sets the batch's notification URL there)."""
     folder = _is_folder(source)
     name = batch or (source.name if folder else source.stem) or source.resolve().name  # "."
     base = source if folder else source.parent
     defaults = defaults or Defaults()
-    _check_names(name, defaults)
+    check_names(name, defaults)
     settings = get_settings()
     defaults.callbacks = bool(settings.callback_base_url)
     defaults.media_urls = bool(settings.media_base_url)
@@ -94,6 +98,8 @@ def ingest(
     first = next(rows, None)
     with session_scope() as session:
         batch_id, created = _batch(session, name, shown(str(source), 10_000))
+        if on_batch is not None:
+            on_batch(session, session.get(Batch, batch_id))
     write = _stops_cleanly(functools.partial(_write, batch_id, base=base, defaults=defaults, result=result,
                                              enqueue=enqueue, look_up=not created), result)
     pending: list[tuple[int, dict]] = [first] if first else []
@@ -120,7 +126,7 @@ def _is_folder(source: Path) -> bool:
         return False
 
 
-def _check_names(name: str, defaults: Defaults) -> None:
+def check_names(name: str, defaults: Defaults) -> None:
     """What every row would carry must be storable: refused whole, before anything is written."""
     if len(name) > MAX_BATCH:
         raise ManifestError(f"the batch name is {len(name)} characters; at most {MAX_BATCH} "
@@ -161,13 +167,7 @@ def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, loo
         known = _existing_keys(session, batch_id, [s.key for s in specs]) if look_up else set()
         unstarted = _unstarted_checks(session, batch_id, known) if known else []
         specs = _new_specs(specs, known, result)
-        seq = session.scalar(select(func.coalesce(func.max(Job.seq), 0)).where(Job.batch_id == batch_id))
-        job_ids = _insert_jobs(session, batch_id, seq, specs)
-        pairs = []
-        for job_id, spec in zip(job_ids, specs):
-            if not spec.error:
-                pairs += [(job_id, service) for service in spec.services]
-        created = _insert_checks(session, pairs)
+        created = record(session, batch_id, specs)[1]
     rejections = [(spec.key, spec.error) for spec in specs if spec.error]  # counted once committed
     result.rejected += len(rejections)
     result.accepted += len(specs) - len(rejections)
@@ -177,6 +177,18 @@ def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, loo
     result.requeued += len(unstarted)
     if enqueue and (created or unstarted):
         enqueue(created + unstarted)  # after the commit: a worker always finds its rows
+
+
+def record(session: Session, batch_id: int, specs: list[JobSpec]) -> tuple[list[int], list[tuple[int, str]]]:
+    """Insert ``specs`` as jobs after the batch's last, and the checks of the valid ones: the job
+    ids and the (check id, service) pairs to enqueue once the transaction commits."""
+    seq = session.scalar(select(func.coalesce(func.max(Job.seq), 0)).where(Job.batch_id == batch_id))
+    job_ids = _insert_jobs(session, batch_id, seq, specs)
+    pairs = []
+    for job_id, spec in zip(job_ids, specs):
+        if not spec.error:
+            pairs += [(job_id, service) for service in spec.services]
+    return job_ids, _insert_checks(session, pairs)
 
 
 def _existing_keys(session: Session, batch_id: int, keys: list[str]) -> set[str]:

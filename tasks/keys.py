@@ -23,7 +23,9 @@ from models.deployment import stored_secret
 
 IDEMPOTENCY = "idempotency-key"  # GME DataId, Shumei btId, Tupu forumId
 CALLBACK_TOKEN = "callback-token"  # the token in ASR's and Shumei's callback URLs
-PURPOSES = (IDEMPOTENCY, CALLBACK_TOKEN)
+NOTIFY_SECRET = "notify-secret"  # the key that signs a notification URL's events (tasks.notify)
+PURPOSES = (IDEMPOTENCY, CALLBACK_TOKEN, NOTIFY_SECRET)
+NOTIFY_SECRET_PREFIX = "vqwh_"
 KEY_PREFIX = "vq-"
 KEY_HEX_CHARS = 32  # 128 bits: "vq-" + 32 = 35 characters, within every vendor's limit
 TOKEN_HEX_CHARS = 32
@@ -77,6 +79,12 @@ def vendor_key(batch: str, row_key: str, service: str, settings: Settings) -> st
 def callback_token(service: str, check_id: int, settings: Settings) -> str:
     """The token in a check's callback URL: only we (and the vendor we gave the URL to) know it."""
     return _hex(CALLBACK_TOKEN, f"{service}:{check_id}", settings, TOKEN_HEX_CHARS)
+
+
+def notify_secret(endpoint_id: int, owner: str, url: str, settings: Settings) -> str:
+    """The signing secret of a notification endpoint (shown to its owner once, when it is made)."""
+    message = json.dumps([endpoint_id, owner, url])
+    return NOTIFY_SECRET_PREFIX + _hex(NOTIFY_SECRET, message, settings, 64)
 
 
 def load(settings: Settings) -> None:

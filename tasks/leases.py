@@ -82,7 +82,7 @@ _CLAIM_MANY = (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE), checks.
 _ISOLATE = (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE), checks.c.lease_until < bindparam("p_now"))
             .values(lease_until=None).returning(checks.c.id))
 _JOB_COLUMNS = (jobs.c.id, jobs.c.key, jobs.c.status, jobs.c.audio, jobs.c.stream, jobs.c.options, jobs.c.services,
-                batches.c.name.label("batch"))
+                batches.c.name.label("batch"), batches.c.notify_id)
 
 
 def _job_is(many: bool):
@@ -120,6 +120,7 @@ class JobFacts:
     stream: str | None
     options: dict[str, Any]
     services: tuple[str, ...]
+    notify_id: int | None = None  # the batch's notification endpoint (tasks.outbox)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,8 @@ def _start_jobs(conn: Connection, found) -> None:
 
 
 def _lease(row, job) -> Lease:
-    facts = JobFacts(job.id, job.key, job.batch, job.audio, job.stream, job.options or {}, tuple(job.services or ()))
+    facts = JobFacts(job.id, job.key, job.batch, job.audio, job.stream, job.options or {}, tuple(job.services or ()),
+                     job.notify_id)
     return Lease(row.id, row.service, facts, row.deliveries, row.attempts, row.session_id, row.chunks_sent,
                  row.vendor_task_id)
 
@@ -232,7 +234,7 @@ def finish(conn: Connection, lease: Lease, status: CheckStatus, **values: Any) -
     _update_check(conn, lease.check_id, values)
     if len(set(lease.job.services)) == 1:  # the job's only check: nothing to race with, nothing to re-read
         sole = SoleCheck(lease.service, values["status"], values.get("error"), values.get("verdict"))
-        refresh_job_row(conn, lease.job.id, sole=sole)
+        refresh_job_row(conn, lease.job.id, sole=sole, endpoint_id=lease.job.notify_id)
     else:
         refresh_job_row(conn, lease.job.id)
 

@@ -1,4 +1,9 @@
-"""Deriving a job's status and verdict from its checks."""
+"""Deriving a job's status and verdict from its checks.
+
+This is the one place that decides a job's status, so it is where a job that becomes terminal
+gets its notification event, in the same transaction (:mod:`tasks.outbox`), when its batch is
+notified at all.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,23 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models import Check, CheckStatus, Job, JobStatus
+from models import TERMINAL_JOB, Batch, Check, CheckStatus, Job, JobStatus
+from tasks import outbox
 
 VERDICT_RANK = {"PASS": 0, "REVIEW": 1, "REJECT": 2}
-jobs, checks = Job.__table__, Check.__table__
+TERMINAL = frozenset(s.value for s in TERMINAL_JOB)
+jobs, checks, batches = Job.__table__, Check.__table__, Batch.__table__
 
-_LOCK_JOB = select(jobs.c.status).where(jobs.c.id == bindparam("p_job")).with_for_update()
+# The job's row locked (not its batch's), with where its batch is notified (no extra round trip).
+_LOCK_JOB = (select(jobs.c.status, batches.c.notify_id).join_from(jobs, batches, batches.c.id == jobs.c.batch_id)
+             .where(jobs.c.id == bindparam("p_job")).with_for_update(of=jobs))
 _JOB_CHECKS = select(checks.c.service, checks.c.status, checks.c.error, checks.c.verdict).where(
     checks.c.job_id == bindparam("p_job"))
 _SET_JOB = update(jobs).where(jobs.c.id == bindparam("p_job")).values(
     status=bindparam("v_status"), error=bindparam("v_error"), verdict=bindparam("v_verdict"))
 _SET_SOLE_JOB = _SET_JOB.where(jobs.c.status != JobStatus.REJECTED.value)
+# A job that is notified ends only once: an UPDATE that matches only while it is still open.
+_END_SOLE_JOB = _SET_JOB.where(jobs.c.status.not_in(sorted(TERMINAL)))
 
 
 class SoleCheck(NamedTuple):
@@ -36,7 +47,8 @@ def strictest(verdicts: Iterable[str | None]) -> str | None:
     return max(known, key=VERDICT_RANK.__getitem__) if known else None
 
 
-def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None) -> dict[str, Any] | None:
+def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None,
+                    endpoint_id: int | None = None) -> dict[str, Any] | None:
     """Recompute the job's status, error and verdict from its checks; return what was set.
 
     Two checks of one job can finish at the same moment in two transactions; each
@@ -44,17 +56,27 @@ def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None
     the job row is locked first (PostgreSQL: FOR UPDATE; SQLite serialises writers
     anyway) and its checks read after the lock, with the caller's own change
     already written in this transaction. A job with one check (``sole``, given by
-    the caller that just wrote it) has nothing to race with: one UPDATE.
+    the caller that just wrote it) has nothing to race with: one UPDATE (``endpoint_id``: its
+    batch's notification endpoint, which the caller read with the job).
+
+    A job that becomes terminal here and is notified gets its event in this transaction.
     """
     if sole is not None:
         values = _values([sole])
-        conn.execute(_SET_SOLE_JOB, {"p_job": job_id, **{"v_" + k: v for k, v in values.items()}})
+        params = {"p_job": job_id, **{"v_" + k: v for k, v in values.items()}}
+        notified = values["status"] in TERMINAL and outbox.wanted(endpoint_id)
+        if notified and conn.execute(_END_SOLE_JOB, params).rowcount:  # it ended just now, once
+            outbox.job_finished(conn, job_id, endpoint_id)
+            return values
+        conn.execute(_SET_SOLE_JOB, params)
         return values
-    current = conn.execute(_LOCK_JOB, {"p_job": job_id}).scalar()
-    if current is None or current == JobStatus.REJECTED.value:
+    row = conn.execute(_LOCK_JOB, {"p_job": job_id}).first()
+    if row is None or row.status == JobStatus.REJECTED.value:
         return None
     values = _values(conn.execute(_JOB_CHECKS, {"p_job": job_id}).all())
     conn.execute(_SET_JOB, {"p_job": job_id, **{"v_" + k: v for k, v in values.items()}})
+    if values["status"] in TERMINAL and row.status not in TERMINAL and outbox.wanted(row.notify_id):
+        outbox.job_finished(conn, job_id, row.notify_id)
     return values
 
 

@@ -23,7 +23,7 @@ from config.settings import get_settings
 
 TASK_MODULES = [
     "tasks.soe", "tasks.gme", "tasks.shumei", "tasks.asr", "tasks.tupu",
-    "tasks.results", "tasks.poll", "tasks.housekeeping",
+    "tasks.results", "tasks.poll", "tasks.housekeeping", "tasks.notify",
 ]
 log = logging.getLogger("voxqueue.worker")
 

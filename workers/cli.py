@@ -15,7 +15,7 @@ import click
 
 from config.settings import SERVICES, SettingsError, get_settings
 from models import JobStatus
-from workers import console, options
+from workers import api_cli, console, options
 
 log = logging.getLogger("voxqueue.cli")
 JOB_STATES = tuple(status.value for status in JobStatus)
@@ -73,7 +73,8 @@ def cli() -> None:
 @click.option("--services", help=f"Comma-separated services for rows that name none ({','.join(SERVICES)}).")
 @click.option("--ref-text", help="Reference text for rows that have none.")
 @click.option("--lang", type=click.Choice(["en", "zh"]), help="Language for rows that name none.")
-def ingest(source: Path, batch, services, ref_text, lang) -> None:
+@click.option("--notify", "notify_url", metavar="URL", help="POST signed job.finished and batch.finished events to URL.")
+def ingest(source: Path, batch, services, ref_text, lang, notify_url) -> None:
     """Record every row of SOURCE (a .csv/.jsonl manifest or a folder of audio) and enqueue it."""
     from tasks.dispatch import BrokerUnavailable, Deferred
     from tasks.ingest import IngestStopped
@@ -85,11 +86,13 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
     if unknown:
         raise click.UsageError(f"unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})")
     defaults = Defaults(services=names, ref_text=ref_text, lang=lang)
+    on_batch, notify_secrets = api_cli.attach_notify(notify_url)
     send = Deferred()  # a broker outage does not stop the recording: what it refused is sent at the end
     stopped: IngestStopped | None = None
     try:
         with console.row_progress("ingesting") as advance:
-            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=send, progress=advance)
+            result = run_ingest(source, batch=batch, defaults=defaults, enqueue=send, progress=advance,
+                                on_batch=on_batch)
     except ManifestError as exc:
         raise Failure(str(exc)) from exc
     except IngestStopped as exc:  # part-way: what was recorded is still sent, then why it stopped
@@ -99,6 +102,8 @@ def ingest(source: Path, batch, services, ref_text, lang) -> None:
         send.flush()
     except BrokerUnavailable as exc:
         unsent = exc
+    for secret in notify_secrets:  # a URL new to voxqueue: its signing secret, this once
+        click.echo(f"notifications to {console.visible(notify_url)} are signed with {secret} (shown once)")
     for key, reason in result.rejections:
         click.echo(console.visible(f"rejected {key}: {reason}"), err=True)
     queued = len(result.to_enqueue) + result.requeued - len(send.unsent)
@@ -327,6 +332,10 @@ def demo(keep) -> None:
     from workers.demo import run_demo
 
     sys.exit(run_demo(keep=keep))
+
+
+cli.add_command(api_cli.api)
+cli.add_command(api_cli.notify)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,8 +28,9 @@ from workers.webhooks import server_options
 
 
 @contextlib.contextmanager
-def serve(app: web.Application) -> Iterator[Callable[[str], str]]:
-    """Serve ``app`` on a free port; yield ``url(path)``; stop the server and its thread."""
+def serve(app: web.Application, options: dict | None = None) -> Iterator[Callable[[str], str]]:
+    """Serve ``app`` on a free port (with ``options``, the receiver's by default); yield ``url(path)``;
+    stop the server and its thread."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="webhooks-test-loop", daemon=True)
     thread.start()
@@ -39,7 +40,7 @@ def serve(app: web.Application) -> Iterator[Callable[[str], str]]:
 
     server = TestServer(app, host="127.0.0.1")
     try:
-        call(server.start_server(**server_options()))  # as `run` does
+        call(server.start_server(**(options if options is not None else server_options())))  # as `run` does
         yield lambda path: str(server.make_url(path))
     finally:
         call(server.close())
