@@ -111,3 +111,21 @@ def test_a_file_that_would_need_more_than_3000_chunks_gets_a_larger_even_chunk(s
     assert chunk == expected and chunk % 2 == 0
     assert chunk_count(size, chunk) <= 3000
     assert chunk == configured or chunk_count(size, chunk - 2) > 3000  # no larger than it must be
+
+
+def test_decodes_asked_by_many_threads_at_once_are_each_right(tmp_path):
+    """A worker's threads all ask; the decoding itself runs in the decoder's own two threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [write_tone(tmp_path / f"t{i}{suffix}", 0.5, seed=i)
+             for i, suffix in enumerate([".m4a", ".ogg", ".mp3"] * 3)]
+
+    def decoded(path):
+        out = io.BytesIO()
+        decoder.decode(str(path), out)
+        return out.getvalue()
+
+    with ThreadPoolExecutor(9) as pool:
+        results = list(pool.map(decoded, paths))
+    assert results == [reference_pcm(p) for p in paths]
+    assert len(set(results)) == 9
