@@ -122,6 +122,16 @@ def test_a_16k_mono_wav_is_sent_as_it_is(env):
     assert env.session(row.session_id)["audio_sha256"] == sha256(path.read_bytes())
 
 
+def test_a_16k_mono_wav_url_is_streamed_as_it_is(env):
+    path = write_wav(env.folder / "remote.wav", 1.3, rate=16000, channels=1)
+    (check_id,) = recorded(env, [{"id": "a", "audio": f"{env.sandbox.url}/media/remote.wav"}])
+    soe.evaluate(check_id)
+    row = check(check_id)
+    assert_scored(row, path.read_bytes())
+    assert row.chunks_sent == math.ceil(path.stat().st_size / CHUNK)
+    assert env.session(row.session_id)["audio_sha256"] == sha256(path.read_bytes())
+
+
 def test_a_converted_url_is_scored_too(env):
     path = write_tone(env.folder / "remote.m4a", 1.0)
     (check_id,) = recorded(env, [{"id": "a", "audio": f"{env.sandbox.url}/media/remote.m4a"}])
