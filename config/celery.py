@@ -45,6 +45,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
                         "options": {"expires": 2 * poll.total_seconds()}},
         "deliver-notifications": {"task": "voxqueue.notify.round", "schedule": poll,
                                   "options": {"expires": 2 * poll.total_seconds()}},
+        "poll-soe": {"task": "voxqueue.poll.soe", "schedule": poll,  # async sessions (soe_mode async)
+                     "options": {"expires": 2 * poll.total_seconds()}},
         "recover-stranded-checks": {"task": "voxqueue.housekeeping.recover", "schedule": housekeeping,
                                     "options": {"expires": 2 * housekeeping.total_seconds()}},
     }

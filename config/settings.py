@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     soe_chunk_bytes: int = 10240
     soe_app_id: str | None = None
     soe_max_attempts: int = 8
+    # SOE's limits per evaluation mode ("Facts added later" in vendor-notes.md): audio longer, or
+    # reference text with more words, is rejected at ingest. The word limits are uncertain.
+    soe_max_seconds_word: float = 60.0
+    soe_max_seconds_sentence: float = 60.0
+    soe_max_seconds_paragraph: float = 300.0
+    soe_max_seconds_free: float = 300.0
+    soe_max_words_sentence: int = 30
+    soe_max_words_paragraph: int = 120
+    # How long SOE keeps a finished session's result for IsQuery; an async session is polled until then.
+    soe_result_window_seconds: float = 600.0
 
     gme_endpoint: str = "https://gme.tencentcloudapi.com"
     gme_biz_id: int | None = None
@@ -181,6 +191,14 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number")
         return value
 
+    @field_validator("soe_max_seconds_word", "soe_max_seconds_sentence", "soe_max_seconds_paragraph",
+                     "soe_max_seconds_free", "soe_result_window_seconds")
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
     @field_validator("broker_wait_seconds", "tupu_close_grace_seconds", "notify_retry_seconds")
     @classmethod
     def _duration(cls, value: float) -> float:
@@ -190,7 +208,7 @@ class Settings(BaseSettings):
 
     @field_validator("soe_max_attempts", "shumei_raw_max_bytes", "db_pool_size", "breaker_threshold",
                      "max_deliveries", "lease_seconds", "stale_seconds", "api_max_body_bytes",
-                     "api_max_upload_bytes")
+                     "api_max_upload_bytes", "soe_max_words_sentence", "soe_max_words_paragraph")
     @classmethod
     def _positive_integer(cls, value: int) -> int:
         if value < 1:

@@ -81,7 +81,10 @@ class SandboxConfig:
     tencent_secret_key: str = field(default="", repr=False)
     tencent_token: str | None = field(default=None, repr=False)  # None: no token required
     latency_ms: float = 0  # added to every vendor call
-    soe_session_ttl_s: float = 600
+    soe_session_ttl_s: float = 600  # a session without a chunk this long expires; a result is kept as long
+    # Longest audio per EvalMode (word, sentence: 60 s; paragraph, free: 300 s): AudioLimitExceeded.
+    soe_audio_limits_s: dict[str, float] = field(
+        default_factory=lambda: {"0": 60.0, "1": 60.0, "2": 300.0, "3": 300.0})
     clock_skew_s: float = 300  # accepted |now - X-TC-Timestamp|
     seed: int | None = None
     faults: list[FaultRule] = field(default_factory=list)
@@ -128,6 +131,12 @@ def _optional_seconds(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _seconds_by_mode(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError("soe_audio_limits_s must be an object of EvalMode: seconds")
+    return {str(mode): float(seconds) for mode, seconds in value.items()}
+
+
 SIGNING_MODES = ("valid", "forged", "corrupt")
 
 
@@ -149,6 +158,7 @@ RUNTIME_FIELDS: dict[str, Callable[[Any], Any]] = {
     "faults": _rules,
     "seed": _seed,
     "soe_session_ttl_s": float,
+    "soe_audio_limits_s": _seconds_by_mode,
     "clock_skew_s": float,
     "result_delay_s": float,
     "callback_signing": _signing_mode,

@@ -40,6 +40,7 @@ from sandbox.tencent import (
 )
 
 FREE_SPEECH = 3
+_KIND_NAMES = {"oral": "oral evaluation", "keyword": "keyword evaluation"}
 
 # Codes whose SDK description says the session is gone: "请重新初始化" (initialise again),
 # or not found, released or never initialised. Injected as a fault ("code"), one drops
@@ -140,6 +141,7 @@ EVALUATING = {
 
 
 def _answer(session: Session, final: bool) -> dict[str, Any]:
+    """``final``: the result; else what a chunk before the end (or an unready query) gets."""
     if session.kind == "keyword":
         return {"KeywordScores": session.result if final else [], "SessionId": session.session_id}
     fields = session.result if final else EVALUATING
@@ -192,9 +194,7 @@ class SoeService(VendorService):
         return self._evaluate(params, "oral", lambda sid: self._new_oral(sid, params))
 
     def keyword_evaluate(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._evaluate(
-            params, "keyword", lambda sid: Session(sid, "keyword", _keyword_params(params))
-        )
+        return self._evaluate(params, "keyword", lambda sid: self._new_keyword(sid, params))
 
     def transmit(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._evaluate(params, "oral", None)
@@ -248,19 +248,34 @@ class SoeService(VendorService):
 
     def _new_oral(self, sid: str, params: dict[str, Any]) -> Session:
         oral = _oral_params(params)
-        return Session(sid, "oral", oral, one_shot=oral["WorkMode"] == 1)
+        return Session(
+            sid, "oral", oral, one_shot=oral["WorkMode"] == 1,
+            is_async=_get(params, "IsAsync", int, 0) == 1, limit_s=self._limit(oral["EvalMode"]),
+        )
+
+    def _new_keyword(self, sid: str, params: dict[str, Any]) -> Session:
+        keywords = _keyword_params(params)
+        longest = max(self._limit(k["EvalMode"]) or 0.0 for k in keywords["Keywords"])
+        return Session(sid, "keyword", keywords, limit_s=longest or None)
+
+    def _limit(self, eval_mode: int) -> float | None:
+        return self.config.soe_audio_limits_s.get(str(eval_mode))
 
     def _finish(self, session: Session) -> None:
         audio = session.take_audio()
         p = session.params
         if session.kind == "keyword":
-            session.result = keyword_scores(audio, p["Keywords"])
+            result = keyword_scores(audio, p["Keywords"])
         else:
-            session.result = score(audio, p["RefText"], p["EvalMode"], p["ScoreCoeff"])
+            result = score(audio, p["RefText"], p["EvalMode"], p["ScoreCoeff"])
+        session.finish(result, self.config.result_delay_s)
         self.stats.accept(self.name, session.session_id)
 
     def _query(self, sid: str, kind: str) -> dict[str, Any]:
+        """IsQuery with the session's own action; asked with another, the session is not found
+        (a keyword session has no oral result, and the reverse)."""
         session = self._live(sid, query=True)
-        if session is None:
-            raise TencentError(CANNOT_FIND_SESSION, "The session does not exist")
-        return _answer(_of_kind(session, kind), session.finished)
+        if session is None or session.kind != kind:
+            raise TencentError(CANNOT_FIND_SESSION, f"No {_KIND_NAMES[kind]} session has this SessionId")
+        session.queries += 1
+        return _answer(session, session.ready)

@@ -14,10 +14,16 @@ Rules for a chunk ``SeqId`` of a session whose last received chunk is ``last``:
 - Input checked on every chunk: SeqId 1..3000 (``InvalidParameterValue.InvalidSeqId``,
   ``InvalidParameter.SeqIdLimitExceeded``); whole 16-bit samples for PCM and WAV
   (``InvalidParameterValue.AudioSizeMustBeEven``; mp3/speex frames are not checked);
-  3 MB of audio in all (``InvalidParameterValue.VoiceLengthTooLong``); a RIFF/WAVE
-  header on the first WAV chunk (``InternalError.InvalidWAVHeader``).
+  3 MB of audio in one request (``InvalidParameterValue.VoiceLengthTooLong``); a
+  RIFF/WAVE header of 16 kHz mono 16-bit PCM on the first WAV chunk
+  (``InternalError.InvalidWAVHeader``: SOE takes no other rate or channel count); PCM
+  and WAV audio no longer than the mode takes (``InvalidParameterValue.AudioLimitExceeded``).
 - A rejected chunk changes nothing; a new session is kept only once its first chunk
   is accepted. WorkMode 1 (one-shot) treats every chunk as SeqId 1 with IsEnd 1.
+- Time: a session whose next chunk does not come within the TTL expires
+  (``SessionExpired``); a finished one keeps its result for IsQuery as long
+  (``ResultExpired`` after). An async session (IsAsync 1) answers no score to any
+  chunk; IsQuery answers ``Evaluating`` until its result is ready.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from typing import Any
 from sandbox.tencent import TencentError
 
 MAX_SEQ_ID = 3000
-MAX_AUDIO_BYTES = 3 * 1024 * 1024
+MAX_REQUEST_AUDIO_BYTES = 3 * 1024 * 1024
+BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit, mono
 PCM, WAV = 1, 2
 
 # SOE error codes (the common ones live in sandbox.tencent).
@@ -49,6 +56,7 @@ BASE64_DECODE_FAILED = "InternalError.BASE64DecodeFailed"
 INVALID_WAV_HEADER = "InternalError.InvalidWAVHeader"
 REF_TEXT_EMPTY = "InternalError.RefTxtEmpty"
 VOICE_TOO_LONG = "InvalidParameterValue.VoiceLengthTooLong"
+AUDIO_LIMIT_EXCEEDED = "InvalidParameterValue.AudioLimitExceeded"
 
 
 @dataclass(frozen=True)
@@ -73,13 +81,39 @@ class Chunk:
                 SIZE_MUST_BE_EVEN,
                 "UserVoiceData has an odd number of bytes: a chunk must not split a 16-bit sample",
             )
+        if len(self.data) > MAX_REQUEST_AUDIO_BYTES:
+            raise TencentError(VOICE_TOO_LONG, "The audio of one request is longer than 3 MB")
 
 
-def _check_wav_header(chunk: Chunk) -> None:
+def _wav_data_start(chunk: Chunk) -> int:
+    """Where a WAV's samples start, having checked its header is 16 kHz mono 16-bit PCM."""
     data = chunk.data
-    if chunk.voice_file_type == WAV and (data[:4] != b"RIFF" or data[8:12] != b"WAVE"):
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise TencentError(
             INVALID_WAV_HEADER, "The first chunk of a wav file must start with a RIFF/WAVE header"
+        )
+    at, fmt = 12, None
+    while at + 8 <= len(data):
+        name, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if name == b"fmt ":
+            fmt = data[at + 8 : at + 24]
+        if name == b"data":
+            _check_wav_format(fmt)
+            return at + 8
+        at += 8 + size + size % 2
+    raise TencentError(INVALID_WAV_HEADER, "The WAV header is not within the first chunk")
+
+
+def _check_wav_format(fmt: bytes | None) -> None:
+    if fmt is None or len(fmt) < 16:
+        raise TencentError(INVALID_WAV_HEADER, "The WAV header has no fmt chunk before its data")
+    tag, channels = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little")
+    rate, bits = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[14:16], "little")
+    if (tag, channels, rate, bits) != (1, 1, 16000, 16):
+        raise TencentError(
+            INVALID_WAV_HEADER,
+            f"SOE takes 16 kHz mono 16-bit PCM WAV; the header says format {tag}, {rate} Hz, "
+            f"{channels} channel(s), {bits}-bit",
         )
 
 
@@ -89,7 +123,13 @@ class Session:
     kind: str  # "oral" (Transmit*, InitOralProcess) or "keyword" (KeywordEvaluate)
     params: dict[str, Any]
     one_shot: bool = False  # WorkMode 1: every Transmit is SeqId 1 with IsEnd 1
-    created: float = field(default_factory=time.monotonic)
+    is_async: bool = False  # IsAsync 1: no chunk's answer carries the score, IsQuery does
+    limit_s: float | None = None  # the longest PCM/WAV audio the session's mode takes
+    touched: float = field(default_factory=time.monotonic)  # the last chunk accepted
+    finished_at: float | None = None
+    ready_at: float | None = None  # when IsQuery has the result
+    queries: int = 0
+    header_bytes: int = 0  # a WAV's header, not audio
     digests: list[bytes] = field(default_factory=list)  # sha256 of each chunk, index SeqId - 1
     parts: list[bytes] = field(default_factory=list)  # dropped once finished
     size: int = 0
@@ -106,7 +146,17 @@ class Session:
         return self.result is not None
 
     def expired(self, ttl_s: float) -> bool:
-        return time.monotonic() - self.created > ttl_s
+        """No chunk for ``ttl_s`` (unfinished), or the result kept ``ttl_s`` already (finished)."""
+        since = self.finished_at if self.finished_at is not None else self.touched
+        return time.monotonic() - since > ttl_s
+
+    @property
+    def ready(self) -> bool:
+        return self.finished and (self.ready_at is None or time.monotonic() >= self.ready_at)
+
+    def finish(self, result: Any, delay_s: float = 0.0) -> None:
+        self.result, self.finished_at = result, time.monotonic()
+        self.ready_at = self.finished_at + (delay_s if self.is_async else 0.0)
 
     def accept(self, chunk: Chunk) -> bool:
         """Apply the chunk rules; True when the session is now complete and must be scored."""
@@ -135,10 +185,10 @@ class Session:
         return completes
 
     def _append(self, chunk: Chunk) -> None:
-        if self.size + len(chunk.data) > MAX_AUDIO_BYTES:
-            raise TencentError(VOICE_TOO_LONG, "The audio is longer than 3 MB")
-        if chunk.seq_id == 1:
-            _check_wav_header(chunk)
+        header = _wav_data_start(chunk) if chunk.seq_id == 1 and chunk.voice_file_type == WAV else 0
+        self._check_length(chunk, header)
+        self.header_bytes += header
+        self.touched = time.monotonic()
         self.digests.append(chunk.digest)
         self.parts.append(chunk.data)
         self.audio_hash.update(chunk.data)
@@ -146,14 +196,24 @@ class Session:
         if chunk.is_end:
             self.end_seq_id = chunk.seq_id
 
+    def _check_length(self, chunk: Chunk, header: int) -> None:
+        if self.limit_s is None or chunk.voice_file_type not in (PCM, WAV):
+            return
+        audio = self.size + len(chunk.data) - self.header_bytes - header
+        if audio > self.limit_s * BYTES_PER_SECOND:
+            raise TencentError(
+                AUDIO_LIMIT_EXCEEDED,
+                f"The audio is longer than {self.limit_s:g} s, the most this evaluation mode takes",
+            )
+
     def take_audio(self) -> bytes:
         """The reassembled audio, once: the chunks are dropped to keep memory flat."""
         audio, self.parts = b"".join(self.parts), []
         return audio
 
     def answers_final(self, seq_id: int) -> bool:
-        """Does a (replayed) chunk ``seq_id`` get the final result?"""
-        return self.finished and seq_id == self.end_seq_id
+        """Does a (replayed) chunk ``seq_id`` get the final result? Never in async mode."""
+        return self.finished and seq_id == self.end_seq_id and not self.is_async
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -162,5 +222,7 @@ class Session:
             "bytes": self.size,
             "audio_sha256": self.audio_hash.hexdigest(),
             "finished": self.finished,
+            "async": self.is_async,
+            "queries": self.queries,
             "result": self.result,
         }

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from config.settings import SERVICES
 from tasks import probe
 from tasks.fields import MAX_CHARS, MAX_ID, kind, problem, shown
+from tasks.limits import SoeLimits
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ STREAM_SCHEMES = {"rtmp", "http", "https"}
 LIVE_ONLY_SCHEMES = {"rtmp", "rtmps", "rtsp"}  # a live stream, never a file
 STREAM_SERVICES = {"gme", "tupu"}
 EVAL_MODES = {"word": 0, "sentence": 1, "paragraph": 2, "free": 3}
+SOE_MODES = ("stream", "oneshot", "async")
 TEXT_FIELDS = ("audio", "stream", "ref_text", "lang", "eval_mode", "soe_mode")
 LIST_FIELDS = ("services", "keywords")  # text, or a JSON list of texts
 NUMBER_FIELDS = ("score_coeff", "user_id", "room_id")  # text, or a JSON number
@@ -59,6 +61,12 @@ class Defaults:
     # False for a manifest that arrived over the network (the producers' API): a path on
     # this machine is not the sender's to name, so only http(s) URLs (and uploads) are taken.
     local_paths: bool = True
+    soe_limits: SoeLimits | None = None  # None: from the settings
+
+    def limits(self) -> SoeLimits:
+        if self.soe_limits is None:
+            self.soe_limits = SoeLimits.from_settings()
+        return self.soe_limits
 
 
 @dataclass
@@ -277,7 +285,7 @@ def _fill(spec: JobSpec, row: dict[str, Any], base: Path, defaults: Defaults) ->
         return error
     spec.services = services
     error = _options(spec, row, defaults) or _check_delivery(spec, defaults)
-    return error or _check_audio(spec)
+    return error or _soe_limits(spec, defaults.limits()) or _check_audio(spec, defaults.limits())
 
 
 def _sources(spec: JobSpec, audio: str | None, stream: str | None, base: Path, defaults: Defaults) -> str | None:
@@ -360,10 +368,12 @@ def _options(spec: JobSpec, row: dict[str, Any], defaults: Defaults) -> str | No
         return error
     opts["score_coeff"] = coeff
     soe_mode = _text(row.get("soe_mode")) or "stream"
-    if soe_mode not in ("stream", "oneshot"):
-        return f"soe_mode must be stream or oneshot, not {shown(soe_mode, 40)}"
+    if soe_mode not in SOE_MODES:
+        return f"soe_mode must be stream, oneshot or async, not {shown(soe_mode, 40)}"
     opts["soe_mode"] = soe_mode
     opts["keywords"] = _keywords(row.get("keywords"))
+    if soe_mode == "async" and opts["keywords"] and "soe" in spec.services:
+        return "soe_mode async cannot evaluate keywords: KeywordEvaluate has no async mode"
     for name in ("user_id", "room_id"):
         if _text(row.get(name)):
             opts[name] = _text(row.get(name))
@@ -414,8 +424,21 @@ def _check_delivery(spec: JobSpec, defaults: Defaults) -> str | None:
     return None
 
 
-def _check_audio(spec: JobSpec) -> str | None:
-    """Cheap checks of a local file now (its type and first bytes), so a bad file never reaches a vendor."""
+def _soe_limits(spec: JobSpec, limits: SoeLimits) -> str | None:
+    """Reference text (and each keyword) within the words SOE takes in the row's mode."""
+    if "soe" not in spec.services:
+        return None
+    opts = spec.options
+    if opts["keywords"]:
+        return next(filter(None, (limits.text_error(k, opts["eval_mode"], f"keyword {i}")
+                                  for i, k in enumerate(opts["keywords"], start=1))), None)
+    return limits.text_error(opts["ref_text"] or "", opts["eval_mode"])
+
+
+def _check_audio(spec: JobSpec, limits: SoeLimits) -> str | None:
+    """Cheap checks of a local file now (its type and first bytes; for SOE, whether it decodes
+    and how long it is), so a bad file never reaches a vendor."""
     if not spec.audio or spec.audio.startswith(("http://", "https://")):
         return None
-    return probe.check(Path(spec.audio), spec.services)
+    mode = spec.options.get("eval_mode", 1)
+    return probe.check(Path(spec.audio), spec.services, lambda seconds: limits.audio_error(seconds, mode))

@@ -1,5 +1,5 @@
 """Polling on the beat: GME in groups of 100 task ids, Shumei one btId at a time, each at
-the cluster it was submitted to.
+the cluster it was submitted to, SOE async sessions one IsQuery at a time (:mod:`tasks.soe_async`).
 
 Only checks whose ``next_poll_at`` has come are polled, so vendor calls grow
 with the pending checks divided by the group size, not with time. A round holds
@@ -17,7 +17,7 @@ from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common, locks
+from tasks import clients, common, locks, soe_async
 from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule
 from tasks.shumei import endpoint_of
@@ -30,6 +30,7 @@ log = logging.getLogger("voxqueue.poll")
 GME_GROUP = 100
 MAX_GME_CALLS = 20  # per round: up to 2000 checks
 MAX_SHUMEI_CALLS = 200
+MAX_SOE_CALLS = 200
 
 
 def round_lock(vendor: str):
@@ -110,6 +111,24 @@ def due_shumei(limit: int) -> list[tuple[int, str, str | None]]:
             .order_by(Check.next_poll_at).limit(limit)
         )
         return [(check_id, bt_id, endpoint_of(result)) for check_id, bt_id, result in rows]
+
+
+@app.task(name="voxqueue.poll.soe", acks_late=True, ignore_result=True)
+def poll_soe() -> int:
+    """One round: IsQuery for each due SOE async session."""
+    with round_lock("soe") as lock:
+        if not lock.held:
+            return 0
+        settings, calls = get_settings(), 0
+        for check_id, _ in due("soe", MAX_SOE_CALLS):
+            try:
+                take("soe", max_wait=5.0)
+            except Throttled:
+                break
+            calls += soe_async.poll_one(check_id, settings)
+            if not lock.renew():
+                break
+        return calls
 
 
 def _merge_round(pairs) -> None:

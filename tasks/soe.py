@@ -4,28 +4,46 @@ The task takes a check id, re-reads the row and works from its checkpoint:
 ``session_id`` and ``chunks_sent`` are committed before and after each chunk,
 so a retried or redelivered task continues the same vendor session where it
 stopped, and a session the vendor has lost is restarted from the first chunk.
+
+Before anything is sent the audio is made what SOE takes (:func:`tasks.audio.prepare`:
+decoded to 16 kHz mono PCM when it is not), checked against the mode's length limit,
+and cut into chunks few enough for SeqId's 3000 (:func:`tasks.audio.chunk_bytes_for`).
+
+A final chunk acknowledged without its result (async mode, or the vendor still
+evaluating) is checkpointed too, with the end of the vendor's result window in
+``deadline_at``: the result is then asked for with ``IsQuery`` (by the beat for async
+sessions: :func:`poll_async`), by any later delivery as well, until the window ends;
+after it, a new session. A final chunk whose answer was lost on the way is asked for
+the same way before it is sent again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from config.settings import Settings, get_settings
 from models import Check, CheckStatus
+from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, liveness
-from tasks.audio import Chunk, iter_chunks, open_audio
+from tasks import breaker, common, crashpoints, decoder, liveness
+from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
+from tasks.limits import SoeLimits
 from tasks.ratelimit import Throttled, take
 from vendors import http
-from vendors.errors import Disposition, VendorError
+from vendors.errors import BadResponse, Disposition, InvalidInput, TransportError, VendorError
 from vendors.http import backoff
-from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult, voice_file_type_for
+from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult
 from vendors.tc3 import Credentials
 from workers import logctx
 from workers.app import app
@@ -34,6 +52,10 @@ log = logging.getLogger("voxqueue.soe")
 
 CHUNK_TRIES = 4  # in-process tries of one chunk before the task itself is retried
 THROTTLE_WAIT_S = 20.0  # in-process waiting on throttling before the task is retried
+ONESHOT_MAX_BYTES = 3 * 1024 * 1024  # one TransmitOralProcess request (VoiceLengthTooLong above it)
+FIRST_POLL_S = 1.0  # an async session's first IsQuery, after its final chunk
+POLL_CAP_S = 10.0
+Result = SoeResult | KeywordResult
 
 
 @dataclass(frozen=True)
@@ -41,7 +63,7 @@ class Plan:
     """Everything the transmission needs, read from the check in one transaction."""
 
     lease: common.Lease
-    mode: str  # "stream" | "oneshot"
+    mode: str  # "stream" | "oneshot" | "async"
     params: SoeParams
     keywords: tuple[str, ...]
 
@@ -61,19 +83,27 @@ class Plan:
     def chunks_sent(self) -> int:
         return self.lease.chunks_sent
 
+    @property
+    def resumed(self) -> bool:
+        """An earlier delivery may have sent chunks of this session."""
+        return self.chunks_sent > 0 or self.lease.deliveries > 0 or self.lease.attempts > 0
+
     @classmethod
     def from_lease(cls, lease: common.Lease) -> Plan:
         options = lease.job.options
-        params = SoeParams(
-            ref_text=options.get("ref_text") or "",
-            eval_mode=options.get("eval_mode", 1),
-            score_coeff=float(options.get("score_coeff", 1.0)),
-            server_type=1 if options.get("lang") == "zh" else 0,
-            voice_file_type=voice_file_type_for(lease.job.audio or ""),
-        )
-        return cls(
-            lease, options.get("soe_mode", "stream"), params, tuple(options.get("keywords") or ()),
-        )
+        mode = options.get("soe_mode", "stream")
+        return cls(lease, mode, params_for(options), tuple(options.get("keywords") or ()))
+
+
+def params_for(options: dict[str, Any]) -> SoeParams:
+    """The session's parameters from the job's options (``VoiceFileType`` is the prepared audio's)."""
+    return SoeParams(
+        ref_text=options.get("ref_text") or "",
+        eval_mode=options.get("eval_mode", 1),
+        score_coeff=float(options.get("score_coeff", 1.0)),
+        server_type=1 if options.get("lang") == "zh" else 0,
+        is_async=int(options.get("soe_mode") == "async"),
+    )
 
 
 def client(settings: Settings) -> SoeClient:
@@ -170,6 +200,9 @@ def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
         common.fail_by_id(plan.check_id, common.unexpected("soe", exc))
         return None
     breaker.breaker().record("soe", None)
+    if result is None:
+        log.info("soe async: every chunk is in, the result is polled", extra={"session_id": plan.session_id})
+        return None
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
     _store(plan, result, chunks)
@@ -180,59 +213,151 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
-def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> tuple[SoeResult | KeywordResult, int]:
-    """Send the chunks not yet acknowledged; return the result and the number of chunks."""
-    if plan.mode == "oneshot":
-        return _oneshot(soe, plan)
-    send = _sender(soe, plan)
-    result, last = None, plan.chunks_sent
-    with open_audio(plan.audio, timeout=settings.vendor_timeout) as stream:
-        for chunk in iter_chunks(stream, settings.soe_chunk_bytes, start_seq=plan.chunks_sent + 1):
+def transmit(soe: SoeClient, plan: Plan, settings: Settings) -> tuple[Result | None, int]:
+    """Send the chunks not yet acknowledged; return the result (None: an async session, its
+    result polled on the beat) and the number of chunks."""
+    limits = SoeLimits.from_settings(settings)
+    with _prepared(plan, settings, limits) as audio:
+        params = dataclasses.replace(plan.params, voice_file_type=audio.voice_file_type)
+        if plan.mode == "oneshot":
+            return _oneshot(soe, plan, params, audio), 1
+        size = chunk_bytes_for(audio.size, settings.soe_chunk_bytes)
+        total = chunk_count(audio.size, size)
+        if plan.chunks_sent >= total:  # every chunk was acknowledged by an earlier delivery
+            return _recover(soe, plan, params, settings), total
+        send = _sender(soe, plan, params)
+        for chunk in iter_chunks(audio.stream, size, start_seq=plan.chunks_sent + 1):
             if liveness.stopping.is_set():
                 raise liveness.HandBack
+            if chunk.is_end:
+                return _final(soe, plan, params, send, chunk, settings), total
             result = with_chunk_retries(lambda c=chunk: send(c), chunk)
             log.debug("chunk accepted", extra={"seq": chunk.seq, "vendor_request_id": result.request_id})
-            if not chunk.is_end:  # storing the result records the last one
-                common.renew(plan.check_id, settings, chunks_sent=chunk.seq)
-            last = chunk.seq
-    if result is None or (isinstance(result, SoeResult) and not result.finished):
-        result = _await_result(soe, plan)  # every chunk was sent by an earlier delivery
-    return result, last
+            common.renew(plan.check_id, settings, chunks_sent=chunk.seq)
+    raise VendorError("soe", "no_final_chunk", "the audio ended before its last chunk", disposition=Disposition.RETRY)
 
 
-def _sender(soe: SoeClient, plan: Plan) -> Callable[[Chunk], SoeResult | KeywordResult]:
+@contextlib.contextmanager
+def _prepared(plan: Plan, settings: Settings, limits: SoeLimits) -> Iterator[Prepared]:
+    """:func:`tasks.audio.prepare`, within the mode's length limit: a longer file fails before
+    anything is sent (decoding stops at the limit)."""
+    mode = plan.params.eval_mode
+    try:
+        with prepare(plan.audio or "", max_seconds=limits.max_seconds(mode), timeout=settings.vendor_timeout) as audio:
+            error = limits.audio_error(audio.seconds, mode)
+            if error:
+                raise InvalidInput("soe", "audio_too_long", error)
+            yield audio
+    except decoder.TooLong as exc:
+        seconds = exc.args[0] / decoder.BYTES_PER_SECOND
+        raise InvalidInput("soe", "audio_too_long", limits.audio_error(seconds, mode, at_least=True)) from None
+
+
+def _sender(soe: SoeClient, plan: Plan, params: SoeParams) -> Callable[[Chunk], Result]:
     """One chunk to the action the plan needs: KeywordEvaluate or TransmitOralProcessWithInit."""
     if plan.keywords:
         return lambda c: soe.keyword_evaluate(plan.session_id, c.seq, c.is_end, c.data,
-                                              list(plan.keywords), plan.params)
-    return lambda c: soe.transmit_with_init(plan.session_id, c.seq, c.is_end, c.data, plan.params)
+                                              list(plan.keywords), params)
+    return lambda c: soe.transmit_with_init(plan.session_id, c.seq, c.is_end, c.data, params)
 
 
-def _oneshot(soe: SoeClient, plan: Plan) -> tuple[SoeResult, int]:
-    with open_audio(plan.audio) as stream:
-        data = stream.read()
+def _query(soe: SoeClient, plan: Plan, params: SoeParams) -> Result:
+    """``IsQuery=1`` with the session's own action: KeywordEvaluate for a keyword session."""
+    return soe.query(plan.session_id, params, keywords=list(plan.keywords) or None)
+
+
+def _finished(result: Result | None) -> bool:
+    return result is not None and result.finished
+
+
+def _final(soe: SoeClient, plan: Plan, params: SoeParams, send, chunk: Chunk, settings: Settings) -> Result | None:
+    """The last chunk. A delivery that resumes here asks first whether the one before sent it;
+    an answer lost on the way is asked for before the chunk goes again (:func:`with_chunk_retries`)."""
+    if plan.resumed and chunk.seq == plan.chunks_sent + 1:
+        found = _try_query(soe, plan, params)
+        if found is not None:
+            return found
+    result = with_chunk_retries(lambda: send(chunk), chunk, recover=lambda: _try_query(soe, plan, params))
+    if _finished(result):
+        return result
+    # Acknowledged, no result yet: recorded, so a later delivery asks for it instead of sending again.
+    window = utcnow() + dt.timedelta(seconds=settings.soe_result_window_seconds)
+    if plan.mode == "async":
+        common.release(plan.check_id, chunks_sent=chunk.seq, vendor_task_id=plan.session_id,
+                       next_poll_at=utcnow() + dt.timedelta(seconds=FIRST_POLL_S), deadline_at=window, polls=0)
+        return None
+    common.renew(plan.check_id, settings, chunks_sent=chunk.seq, deadline_at=window)
+    return _await_result(soe, plan, params)
+
+
+def _try_query(soe: SoeClient, plan: Plan, params: SoeParams) -> Result | None:
+    """The session's result if the vendor has it finished; None otherwise (also when it knows no
+    such session: the final chunk never arrived)."""
+    try:
+        result = with_chunk_retries(lambda: _query(soe, plan, params), None)
+    except VendorError as error:
+        log.info("soe query before the last chunk: %s", error.summary(), extra={"reason": error.reason})
+        return None
+    return result if _finished(result) else None
+
+
+def _recover(soe: SoeClient, plan: Plan, params: SoeParams, settings: Settings) -> Result | None:
+    """Every chunk is in: within the result window, ask for the result; after it, a new session."""
+    deadline = _deadline(plan.check_id)
+    if deadline is None or utcnow() >= deadline:
+        raise VendorError("soe", "result_expired", "the session's result window has passed: a new session",
+                          disposition=Disposition.RESTART)
+    if plan.mode != "async":
+        return _await_result(soe, plan, params)
+    result = with_chunk_retries(lambda: _query(soe, plan, params), None)
+    if _finished(result):
+        return result
+    common.release(plan.check_id, vendor_task_id=plan.session_id,  # back to the beat's polling
+                   next_poll_at=utcnow() + dt.timedelta(seconds=FIRST_POLL_S))
+    return None
+
+
+def _deadline(check_id: int) -> dt.datetime | None:
+    with session_scope() as session:
+        value = session.scalar(select(Check.deadline_at).where(Check.id == check_id))
+    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _oneshot(soe: SoeClient, plan: Plan, params: SoeParams, audio: Prepared) -> SoeResult:
+    """InitOralProcess, then the whole file in one TransmitOralProcess (3 MB at most)."""
+    if audio.size > ONESHOT_MAX_BYTES:
+        raise InvalidInput("soe", "audio_too_large", f"oneshot sends the audio in one request; it is "
+                           f"{audio.size} bytes, over SOE's 3 MB a request: use soe_mode stream")
+    data = audio.stream.read()
     if plan.chunks_sent == 0:
-        soe.init_oral_process(plan.session_id, plan.params)
+        soe.init_oral_process(plan.session_id, params)
     return with_chunk_retries(
-        lambda: soe.transmit(plan.session_id, 1, True, data, voice_file_type=plan.params.voice_file_type),
+        lambda: soe.transmit(plan.session_id, 1, True, data, voice_file_type=params.voice_file_type),
         Chunk(1, data, True),
-    ), 1
+    )
 
 
-def _await_result(soe: SoeClient, plan: Plan, tries: int = 10) -> SoeResult:
+def _await_result(soe: SoeClient, plan: Plan, params: SoeParams, tries: int = 10) -> Result:
     for attempt in range(1, tries + 1):
-        result = with_chunk_retries(lambda: soe.query(plan.session_id, plan.params), None)
+        result = with_chunk_retries(lambda: _query(soe, plan, params), None)
         if result.finished:
             return result
+        if isinstance(result, SoeResult) and result.failed:
+            raise VendorError("soe", "evaluation_failed", "the vendor's evaluation failed (Status Failed)",
+                              disposition=Disposition.RESTART)
         liveness.pause(backoff(attempt, base=0.2, cap=3.0))
     raise VendorError("soe", "result_timeout", "the session never reached Finished", disposition=Disposition.RETRY)
 
 
-def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=liveness.pause) -> Any:
+def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=liveness.pause,
+                       recover: Callable[[], Any] | None = None) -> Any:
     """Call, retrying transient failures and throttling of this one request in process.
 
     Every request takes a slot of SOE's shared rate limit as it leaves (raising
     ``Throttled`` when the next slot is too far away, so the task steps aside).
+    ``recover``: when the request's answer was lost (no answer, or one that could not
+    be read: the vendor may have processed it), what it would have answered, or None
+    to send it again.
     """
     tries, waited = 0, 0.0
     while True:
@@ -240,6 +365,9 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             with http.gate(lambda: take("soe", max_wait=2.0)):  # the slot is taken as the chunk leaves
                 return call()
         except VendorError as error:
+            found = recover() if recover is not None and isinstance(error, TransportError | BadResponse) else None
+            if found is not None:
+                return found
             if error.disposition is Disposition.THROTTLED and waited < THROTTLE_WAIT_S:
                 pause = error.retry_after or backoff(int(waited) + 1, base=0.25, cap=4.0)
             elif error.disposition is Disposition.RETRY and tries + 1 < CHUNK_TRIES:
@@ -257,7 +385,7 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
 def _handle_error(check_id: int, error: VendorError, settings: Settings) -> float | None:
     """Fail the check, or release it for a retry and return the backoff before it."""
     if error.disposition is Disposition.PERMANENT:
-        common.fail_by_id(check_id, error)
+        _fail(check_id, error)
         return None
     with session_scope() as session:
         check = session.get(Check, check_id)
@@ -265,24 +393,32 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
             return None
         attempts = check.attempts + 1
     if attempts >= settings.soe_max_attempts:
-        common.fail_by_id(check_id, error)
+        _fail(check_id, error)
         return None
     restart = {}
-    if error.disposition is Disposition.RESTART:
-        restart = {"session_id": new_session_id(), "chunks_sent": 0}
+    if error.disposition is Disposition.RESTART:  # nothing of the old session is asked for again
+        restart = {"session_id": new_session_id(), "chunks_sent": 0, "vendor_task_id": None,
+                   "next_poll_at": None, "deadline_at": None}
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
     common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
     return backoff(attempts, base=1.0, cap=300.0)
 
 
-def _store(plan: Plan, result: SoeResult | KeywordResult, chunks: int) -> None:
+def _fail(check_id: int, error: VendorError) -> None:
+    """Failed for good; an async session's is forgotten, so ``voxqueue retry`` starts it anew
+    and the beat never asks for it again."""
+    common.fail_by_id(check_id, error)
+    common.release(check_id, vendor_task_id=None, next_poll_at=None)
+
+
+def _store(plan: Plan, result: Result, chunks: int) -> None:
     with transaction() as conn:
         common.finish(conn, plan.lease, CheckStatus.DONE,
-                      chunks_sent=chunks, result=_raw(result), **_scores(result))
+                      chunks_sent=chunks, result=raw_result(result), **scores_of(result))
 
 
-def _scores(result: SoeResult | KeywordResult) -> dict[str, float | None]:
+def scores_of(result: SoeResult | KeywordResult) -> dict[str, float | None]:
     if isinstance(result, SoeResult):
         return {
             "suggested_score": result.suggested_score, "pron_accuracy": result.pron_accuracy,
@@ -298,5 +434,5 @@ def _mean(values: list[float | None]) -> float | None:
     return round(sum(known) / len(known), 4) if known else None
 
 
-def _raw(result: SoeResult | KeywordResult) -> dict[str, Any]:
+def raw_result(result: SoeResult | KeywordResult) -> dict[str, Any]:
     return {k: v for k, v in result.raw.items() if k != "RequestId"}

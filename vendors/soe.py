@@ -171,6 +171,12 @@ class KeywordResult:
             "words": list(item.get("Words") or []),
         }
 
+    @property
+    def finished(self) -> bool:
+        """KeywordEvaluate has no ``Status``: the final answer (and a query's, once the session
+        is evaluated) carries one score per keyword; earlier answers carry none."""
+        return bool(self.scores)
+
     @classmethod
     def from_response(cls, response: dict) -> KeywordResult:
         r = _object(response)
@@ -239,7 +245,7 @@ class SoeClient(TencentApiClient):
 
     def build_keyword_params(
         self, session_id: str, seq_id: int, is_end: bool, chunk: bytes,
-        keywords: list[str], params: SoeParams,
+        keywords: list[str], params: SoeParams, *, is_query: bool = False,
     ) -> dict[str, Any]:
         audio = self._chunk(seq_id, is_end, chunk, params.voice_file_type, params.voice_encode_type)
         entries = [
@@ -247,7 +253,7 @@ class SoeClient(TencentApiClient):
              "ServerType": params.server_type, "TextMode": params.text_mode}
             for word in keywords
         ]
-        return self._session(session_id, **audio, Keywords=entries, IsQuery=0)
+        return self._session(session_id, **audio, Keywords=entries, IsQuery=int(bool(is_query)))
 
     # -- actions ------------------------------------------------------------
     def transmit_with_init(
@@ -275,13 +281,21 @@ class SoeClient(TencentApiClient):
 
     def keyword_evaluate(
         self, session_id: str, seq_id: int, is_end: bool, chunk: bytes,
-        keywords: list[str], params: SoeParams,
+        keywords: list[str], params: SoeParams, *, is_query: bool = False,
     ) -> KeywordResult:
-        body = self.build_keyword_params(session_id, seq_id, is_end, chunk, keywords, params)
+        body = self.build_keyword_params(
+            session_id, seq_id, is_end, chunk, keywords, params, is_query=is_query)
         return KeywordResult.from_response(self.call("KeywordEvaluate", body))
 
-    def query(self, session_id: str, params: SoeParams, *, work_mode: int = 0) -> SoeResult:
-        """The session's result so far: ``TransmitOralProcessWithInit`` with ``IsQuery=1``
-        and no audio, as the docs ask for async mode."""
+    def query(
+        self, session_id: str, params: SoeParams, *, work_mode: int = 0,
+        keywords: list[str] | None = None,
+    ) -> SoeResult | KeywordResult:
+        """The session's result so far: ``IsQuery=1`` and no audio, with the session's own
+        action. A keyword session is asked with ``KeywordEvaluate`` (its ``KeywordScores``);
+        an oral one with ``TransmitOralProcessWithInit``, as the docs ask for async mode.
+        Asked with the other action, the vendor does not find the session."""
+        if keywords:
+            return self.keyword_evaluate(session_id, 1, True, b"", keywords, params, is_query=True)
         return self.transmit_with_init(
             session_id, 1, True, b"", params, work_mode=work_mode, is_query=True)

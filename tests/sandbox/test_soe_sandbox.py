@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import time
+import wave
 
 import pytest
 
@@ -189,14 +191,72 @@ def test_free_speech_allows_an_empty_ref_text(caller):
     assert response["Status"] == "Finished" and response["Words"] == []
 
 
-def test_audio_over_3_mb_answers_voice_length_too_long(caller):
-    sid, big = new_session_id(), pcm(1024 * 1024)
-    for seq in (1, 2, 3):
-        assert "Error" not in caller.call(TRANSMIT, chunk_params(sid, seq, big))
-    assert (
-        error_code(caller.call(TRANSMIT, chunk_params(sid, 4, pcm(2))))
-        == "InvalidParameterValue.VoiceLengthTooLong"
-    )
+def test_a_request_over_3_mb_answers_voice_length_too_long(caller):
+    sid = new_session_id()
+    response = caller.call(TRANSMIT, chunk_params(sid, 1, pcm(3 * 1024 * 1024 + 2)))
+    assert error_code(response) == "InvalidParameterValue.VoiceLengthTooLong"
+
+
+@pytest.mark.parametrize(("eval_mode", "seconds"), [(0, 60), (1, 60), (2, 300), (3, 300)])
+def test_audio_longer_than_the_mode_takes_answers_audio_limit_exceeded(caller, eval_mode, seconds):
+    """Many chunks of 1 MB (under the 3 MB a request): the one that passes the mode's length is refused."""
+    sid, block = new_session_id(), pcm(1024 * 1024)
+    fits = seconds * 32000 // len(block)  # whole blocks within the limit
+    for seq in range(1, fits + 1):
+        assert "Error" not in caller.call(TRANSMIT, chunk_params(sid, seq, block, EvalMode=eval_mode, ref_text="x"))
+    over = caller.call(TRANSMIT, chunk_params(sid, fits + 1, block, EvalMode=eval_mode, ref_text="x"))
+    assert error_code(over) == "InvalidParameterValue.AudioLimitExceeded"
+    assert f"{seconds} s" in over["Error"]["Message"]
+
+
+def test_the_audio_limits_are_configurable(caller, sandbox, http):
+    answer = http.post(f"{sandbox.url}/_sandbox/config", json={"soe_audio_limits_s": {"1": 0.5}}, timeout=5)
+    assert answer.json()["config"]["soe_audio_limits_s"] == {"1": 0.5}
+    sid = new_session_id()
+    assert "Error" not in caller.call(TRANSMIT, chunk_params(sid, 1, pcm(16000)))
+    assert error_code(caller.call(TRANSMIT, chunk_params(sid, 2, pcm(2)))) == "InvalidParameterValue.AudioLimitExceeded"
+
+
+def test_a_wav_header_counts_no_seconds(caller, config):
+    config.soe_audio_limits_s = {"1": 1.0}
+    audio = wav(16000)  # exactly 1 s of samples after a 44-byte header
+    final = transmit_all(caller, new_session_id(), audio, 8000, voice_file_type=2)[-1]
+    assert final["Status"] == "Finished"
+
+
+@pytest.mark.parametrize(("rate", "channels", "width"), [(44100, 2, 2), (8000, 1, 2), (16000, 2, 2), (16000, 1, 1)])
+def test_a_wav_that_is_not_16k_mono_16_bit_is_refused(caller, rate, channels, width):
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(pcm(4000))
+    response = caller.call(TRANSMIT, chunk_params(new_session_id(), 1, out.getvalue(), voice_file_type=2, is_end=True))
+    assert error_code(response) == "InternalError.InvalidWAVHeader"
+    assert f"{rate} Hz, {channels} channel(s), {8 * width}-bit" in response["Error"]["Message"]
+
+
+def test_a_session_expires_when_its_next_chunk_is_late_not_when_it_is_old(caller, config):
+    config.soe_session_ttl_s = 0.4
+    sid = new_session_id()
+    for seq in range(1, 5):  # 0.8 s in all, never 0.4 s between two chunks
+        assert "Error" not in caller.call(TRANSMIT, chunk_params(sid, seq, pcm(100, seq)))
+        time.sleep(0.2)
+    assert caller.call(TRANSMIT, chunk_params(sid, 5, pcm(100, 5), is_end=True))["Status"] == "Finished"
+
+
+def test_a_finished_result_is_kept_for_the_ttl_after_it_finished(caller, config):
+    config.soe_session_ttl_s = 0.5
+    sid = new_session_id()
+    caller.call(TRANSMIT, chunk_params(sid, 1, pcm(100)))
+    time.sleep(0.3)
+    caller.call(TRANSMIT, chunk_params(sid, 2, pcm(100, 2), is_end=True))
+    time.sleep(0.3)  # 0.6 s after the session began, 0.3 s after it finished
+    query = {"SessionId": sid, "IsQuery": 1, "UserVoiceData": ""}
+    assert caller.call(TRANSMIT, query)["Status"] == "Finished"
+    time.sleep(0.3)
+    assert error_code(caller.call(TRANSMIT, query)) == "FailedOperation.ResultExpired"
 
 
 def test_expired_session_answers_session_expired_then_can_start_over(caller, config):
@@ -309,6 +369,31 @@ def test_keyword_evaluate_needs_keywords(caller):
     assert error_code(response) == "InvalidParameterValue"
 
 
+def keyword_query(sid: str) -> dict:
+    return {**keyword_params(sid, 1, b"", True), "IsQuery": 1}
+
+
+def test_a_keyword_session_is_queried_with_keyword_evaluate(caller, sandbox):
+    sid, audio = new_session_id(), pcm(3000)
+    parts = chunks(audio, 1024)
+    for i, part in enumerate(parts[:-1], start=1):
+        caller.call("KeywordEvaluate", keyword_params(sid, i, part, False))
+    assert caller.call("KeywordEvaluate", keyword_query(sid))["KeywordScores"] == []  # not finished yet
+    caller.call("KeywordEvaluate", keyword_params(sid, len(parts), parts[-1], True))
+    assert caller.call("KeywordEvaluate", keyword_query(sid))["KeywordScores"] == keyword_scores(audio, KEYWORDS)
+    assert session_snapshot(sandbox, sid)["queries"] == 2
+
+
+def test_a_session_queried_with_the_other_action_is_not_found(caller):
+    keyword_sid, oral_sid = new_session_id(), new_session_id()
+    caller.call("KeywordEvaluate", keyword_params(keyword_sid, 1, pcm(100), True))
+    caller.call(TRANSMIT, chunk_params(oral_sid, 1, pcm(100), is_end=True))
+    oral_query = {"SessionId": keyword_sid, "IsQuery": 1, "UserVoiceData": ""}
+    wrong = caller.call(TRANSMIT, oral_query)
+    assert error_code(wrong) == "InternalError.CannotFindSession" and "oral" in wrong["Error"]["Message"]
+    assert error_code(caller.call("KeywordEvaluate", keyword_query(oral_sid))) == "InternalError.CannotFindSession"
+
+
 def test_a_session_id_cannot_switch_between_evaluations(caller):
     sid = new_session_id()
     caller.call("KeywordEvaluate", keyword_params(sid, 1, pcm(10), False))
@@ -339,6 +424,30 @@ def test_score_ranges_and_documented_formula():
         assert s["SuggestedScore"] == pytest.approx(s["PronAccuracy"] * c * (2 - c), abs=0.02)
         assert [w["Word"] for w in s["Words"]] == ["one", "two", "three", "four"]
         assert all(w["MatchTag"] == 0 and w["MemBeginTime"] < w["MemEndTime"] for w in s["Words"])
+
+
+# -- async mode (IsAsync 1) -----------------------------------------------------------
+def test_async_chunks_carry_no_score_and_the_query_has_it_once_ready(caller, config, sandbox):
+    config.result_delay_s = 0.4
+    audio, sid = pcm(6000), new_session_id()
+    answers = transmit_all(caller, sid, audio, 2000, IsAsync=1)
+    assert [a["Status"] for a in answers] == ["Evaluating"] * 3
+    assert all(a["PronAccuracy"] == -1 and a["Words"] == [] for a in answers)  # not even the last one
+    query = {"SessionId": sid, "IsQuery": 1, "UserVoiceData": "", "IsAsync": 1}
+    assert caller.call(TRANSMIT, query)["Status"] == "Evaluating"
+    time.sleep(0.5)
+    done = caller.call(TRANSMIT, query)
+    assert done["Status"] == "Finished"
+    assert score_fields(done) == score_fields(score(audio, "the quick brown fox", 1, 1.0))
+    snap = session_snapshot(sandbox, sid)
+    assert snap["async"] and snap["queries"] == 2
+    assert sandbox.stats()["accepted"]["soe"] == {sid: 1}
+
+
+def test_a_sync_session_is_ready_at_once_whatever_the_result_delay(caller, config):
+    config.result_delay_s = 30
+    final = transmit_all(caller, new_session_id(), pcm(4000), 2000)[-1]
+    assert final["Status"] == "Finished"
 
 
 def test_query_of_an_expired_finished_session_answers_result_expired(caller, config):

@@ -496,3 +496,30 @@ def test_query_action():
     assert post.calls[0]["headers"]["X-TC-Action"] == "TransmitOralProcessWithInit"
     assert (sent["IsQuery"], sent["IsAsync"], sent["UserVoiceData"], sent["SessionId"]) == (1, 1, "", "sess-1")
     assert sdk_round_trip(models.TransmitOralProcessWithInitRequest, sent) == sent
+
+
+def test_a_keyword_session_is_queried_with_keyword_evaluate():
+    post = FakePost({"KeywordScores": [], "SessionId": "kw-1"}, KEYWORDS)
+    client = soe(post)
+    pending = client.query("kw-1", SoeParams("x", eval_mode=0), keywords=["red", "红色"])
+    done = client.query("kw-1", SoeParams("x", eval_mode=0), keywords=["red", "红色"])
+    assert isinstance(done, KeywordResult) and not pending.finished and done.finished
+    assert [c["headers"]["X-TC-Action"] for c in post.calls] == ["KeywordEvaluate"] * 2
+    sent = post.params
+    assert (sent["IsQuery"], sent["UserVoiceData"], sent["SessionId"]) == (1, "", "kw-1")
+    assert [k["RefText"] for k in sent["Keywords"]] == ["red", "红色"]
+    assert sdk_round_trip(models.KeywordEvaluateRequest, sent) == sent
+    assert [s["keyword"] for s in done.scores] == ["red", "红色"]
+
+
+def test_keyword_chunks_are_not_queries():
+    post = FakePost(KEYWORDS)
+    soe(post).keyword_evaluate("kw-1", 1, True, WAV, ["red"], SoeParams("x"))
+    assert post.params["IsQuery"] == 0
+
+
+def test_an_async_session_asks_for_is_async_on_every_chunk():
+    post = FakePost(EVALUATING)
+    soe(post).transmit_with_init("s", 1, True, WAV, SoeParams("hello", is_async=1))
+    assert post.params["IsAsync"] == 1
+    assert sdk_round_trip(models.TransmitOralProcessWithInitRequest, post.params) == post.params
