@@ -33,10 +33,10 @@ from config.settings import Settings, get_settings
 from models import Batch, Check, Job, JobStatus
 from models.db import session_scope
 from tasks import outbox
+from tasks.audio import MAX_FETCH_BYTES as SOE_MAX_BYTES  # SOE takes files of up to 64 MB
 from tasks.dispatch import BrokerUnavailable, enqueue
 from tasks.ingest import check_names, record
 from tasks.manifest import Defaults, JobSpec, row_key, validate
-from tasks.probe import SOE_MAX_BYTES
 from vendors.gme import MAX_FILE_BYTES as GME_MAX_BYTES
 
 MAX_ROWS = 10_000

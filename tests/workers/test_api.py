@@ -171,8 +171,9 @@ def test_uploads_are_stored_under_the_media_folder_and_count_by_their_content(ap
 
 
 def test_an_upload_over_its_services_limit_is_refused_and_leaves_nothing(api, tmp_path):
-    wav = write_wav(tmp_path / "long.wav", seconds=100).read_bytes()  # 3.2 MB: over SOE's 3 MB
-    response = _multipart(api, "long", [{"id": "x", "audio": "long.wav", "ref_text": "red"}], {"long.wav": wav})
+    wav = write_wav(tmp_path / "long.wav", seconds=160).read_bytes()  # 5.1 MB: Shumei takes 4.5 MB (base64 6 MB)
+    rows_ = [{"id": "x", "audio": "long.wav", "services": "shumei"}]
+    response = _multipart(api, "long", rows_, {"long.wav": wav})
     assert response.status_code == 413
     assert "long.wav" in response.json()["error"]["message"]
     assert _stored() == []
