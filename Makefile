@@ -27,7 +27,7 @@ demo: $(STAMP) ## Run the whole pipeline offline on the bundled samples and prin
 	$(VQ) demo
 
 test: $(STAMP) ## Run the test suite (Redis and PostgreSQL from VOXQUEUE_TEST_* URLs)
-	$(PY) -m pytest -n $(PYTEST_JOBS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Check style with ruff
 	$(PY) -m pip install --quiet $(RUFF)

@@ -76,6 +76,12 @@ def sandbox_capacity(env: Env, files: list[Path], chunk_bytes: int, sessions: in
             "client_cpu": time.process_time() - client_cpu0}
 
 
+def _ceiling(cpu_per_request: float) -> str:
+    """Requests a second one core would serve; "n/a" when a tiny run measured no CPU at all
+    (psutil reads the kernel's ticks: a run of a few requests can read 0)."""
+    return f"{1 / cpu_per_request:.0f}" if cpu_per_request > 0 else "n/a"
+
+
 def run_sandbox_alone(env: Env, args, files: list[Path], chunks_per_file: int, sandbox_pid: int) -> None:
     import requests
 
@@ -87,7 +93,7 @@ def run_sandbox_alone(env: Env, args, files: list[Path], chunks_per_file: int, s
     say(f"sandbox alone: {cap['requests']} requests ({cap['sessions']} sessions) from"
         f" {cap['concurrency']} concurrent asyncio clients in {cap['wall']:.2f}s -> {rps:.0f} requests/s"
         f" ({rps / chunks_per_file:.0f} files/s), {cap['failures']} errors; sandbox CPU"
-        f" {1000 * per_req:.2f} ms/request (one core: ~{1 / per_req:.0f} requests/s ceiling),"
+        f" {1000 * per_req:.2f} ms/request (one core: ~{_ceiling(per_req)} requests/s ceiling),"
         f" client CPU {1000 * cap['client_cpu'] / cap['requests']:.2f} ms/request")
     stats = requests.get(env.url + "/_sandbox/stats", timeout=10).json()
     say(f"  sandbox's own count: {stats['vendor_requests'].get('soe')} SOE requests,"
