@@ -19,7 +19,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
 COLORS = {
     "done": "#59a14f",
     "PASS": "#59a14f",
-    "failed": "#e15759",
+    "failed": "#b07aa1",
     "REJECT": "#e15759",
     "REVIEW": "#edc948",
     "rejected": "#9c755f",

@@ -115,7 +115,7 @@ def _report(batch: str, var_dir: Path) -> None:
     write_report_file(page, "html", batch=batch)
     out = terminal_console()
     print_report_table(out, batch=batch, rows=max(3, out.height - 9))
-    out.print(Text(f"HTML report of batch {batch}: {page.resolve()}"), style="bold")
+    out.print(Text(f"HTML report of batch {batch}: {page.resolve()}"), style="bold", soft_wrap=True)
 
 
 def _sleep_forever() -> None:

@@ -272,26 +272,35 @@ th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:n
 th{cursor:pointer;background:#f6f6f6;position:sticky;top:0}th[aria-sort]::after{content:" \\2195"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.error{white-space:normal;max-width:40em;color:#a33}
-.done,.PASS{color:#2e7d32}.failed,.REJECT{color:#c62828}.REVIEW{color:#9a6b00}.rejected{color:#795548}
+.done,.PASS{color:#2e7d32}.REJECT{color:#c62828}.failed{color:#8e3b8e}
+.REVIEW{color:#9a6b00}.rejected{color:#795548}
 """
 
-# Sorts the table by the column clicked (again: the other way); numbers by data-sort.
+# Sorts the table by the column clicked (again: the other way), numbers by data-sort, empty
+# cells last; ``#sort=seconds`` (``#sort=-seconds``: descending) in the URL sorts on opening.
 SCRIPT = """
-document.querySelectorAll('#jobs th').forEach(function (th, col) {
+var heads = document.querySelectorAll('#jobs th');
+heads.forEach(function (th, col) {
   th.addEventListener('click', function () {
     var body = document.querySelector('#jobs tbody'), up = th.dataset.dir !== 'up';
     var num = th.dataset.type === 'number', rows = Array.from(body.rows);
     function key(r) { var c = r.cells[col]; return num ? c.dataset.sort : c.textContent; }
     rows.sort(function (a, b) {
       var x = key(a), y = key(b);
-      if (num) { if (x === '') return 1; if (y === '') return -1; x = +x; y = +y; }
+      if (num && (x === '' || y === '')) return (x === '') - (y === '');
+      if (num) { x = +x; y = +y; }
       return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1);
     });
-    document.querySelectorAll('#jobs th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+    heads.forEach(function (h) { h.removeAttribute('aria-sort'); delete h.dataset.dir; });
     th.dataset.dir = up ? 'up' : 'down';
     th.setAttribute('aria-sort', up ? 'ascending' : 'descending');
     rows.forEach(function (r) { body.appendChild(r); });
   });
+});
+document.getElementById('jobs').dataset.sortable = 'yes';
+var want = decodeURIComponent(location.hash.slice(1)).match(/^sort=(-?)(.+)$/);
+heads.forEach(function (th) {
+  if (want && th.textContent === want[2]) { th.click(); if (want[1]) th.click(); }
 });
 """
 _SCRIPT_HASH = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()

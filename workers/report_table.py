@@ -49,18 +49,17 @@ def print_report_table(
     with session_scope() as session:
         counts = job_counts(session, batch, status=status, verdict=verdict)
         total = sum(counts.values())
-        footer = [
-            Text(counts_line(counts, total, min(total, rows or total))),
-            *(Text(line, style="dim") for line in hints(batch, status, verdict)),
-        ]
-        if rows is None:  # what fits the window, the footer included
-            rows = max(3, console.height - HEAD - sum(_height(console, t) for t in footer))
-            footer[0] = Text(counts_line(counts, total, min(total, rows)))
+        hint_lines = [Text(line, style="dim") for line in hints(batch, status, verdict)]
+        if rows is None:  # what fits the window, with the footer (the longer form of its counts)
+            longest = max(_height(console, Text(counts_line(counts, total, n))) for n in (0, total))
+            footer = longest + sum(_height(console, line) for line in hint_lines)
+            rows = max(3, console.height - HEAD - footer)
         jobs = iter_jobs(session, batch, page=rows + 1, status=status, verdict=verdict)
         shown = [job_report(job) for job in itertools.islice(jobs, rows)]
+    footer_lines = [Text(counts_line(counts, total, len(shown))), *hint_lines]
     if shown:
         console.print(table(shown))
-    for line in footer:
+    for line in footer_lines:
         console.print(line)
     return total
 
@@ -71,13 +70,16 @@ def _height(console: Console, text: Text) -> int:
 
 def table(rows: list[dict[str, Any]]) -> Table:
     services = [s for s in MODERATION if any(s in row["moderation"] for row in rows)]
-    grid = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
+    # expand: the error (ratio 1) takes the room the others leave, and never theirs
+    grid = Table(
+        box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0), expand=True
+    )
     grid.add_column("id", no_wrap=True, overflow="ellipsis", min_width=8, max_width=32)
     grid.add_column("status", no_wrap=True, min_width=8)
     grid.add_column("SOE", justify="right", no_wrap=True, min_width=5)
     for service in services:
         grid.add_column(service, no_wrap=True, min_width=6)
-    grid.add_column("error", no_wrap=True, overflow="ellipsis", min_width=5)
+    grid.add_column("error", no_wrap=True, overflow="ellipsis", min_width=5, ratio=1)
     for row in rows:
         soe = row["soe"] or {}
         score = soe.get("suggested_score")
