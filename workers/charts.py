@@ -140,7 +140,7 @@ def histogram(
     """Vertical bars over equal bins of [lo, hi], with optional vertical markers (p50, p95)."""
     if not any(counts):
         return empty(name)
-    left, bottom, height = 40, 166, 130  # the band above the bars holds the markers' labels
+    left, bottom, height = 40, 176, 130  # the band above the bars holds the markers' labels
     span = WIDTH - left - 20
     step = span / len(counts)
     top = max(counts)
@@ -174,9 +174,9 @@ def histogram(
         anchor = "end" if j % 2 == 0 else "start"  # p50 to the left of its line, p95 to the right
         body.append(
             f'<g class="marker" data-label="{escape(mark)}" data-value="{value:.3f}">'
-            f'<line x1="{x:.1f}" y1="{bottom - height - 24}" x2="{x:.1f}" y2="{bottom}" '
+            f'<line x1="{x:.1f}" y1="{bottom - height - 30}" x2="{x:.1f}" y2="{bottom}" '
             f'stroke="#333" stroke-dasharray="4 3"/>'
-            f'<text x="{x + (3 if j % 2 else -3):.1f}" y="{bottom - height - 14}" '
+            f'<text x="{x + (3 if j % 2 else -3):.1f}" y="{bottom - height - 32}" '
             f'text-anchor="{anchor}">{escape(mark)} {escape(_num(value) + unit)}</text></g>'
         )
     return _svg(name, bottom + 22, body)
