@@ -127,7 +127,7 @@ def sections(s: Summary) -> Iterator[str]:
             f"soe-{name}", f"SOE {label}", charts.histogram(f"SOE {label}", counts, 0.0, hi), note
         )
     vendors = [v for v in MODERATION if v in s.vendors]
-    keys = [k for k in (*VERDICTS, *STATES) if any(s.vendors[v][k] for v in vendors)]
+    keys = _ordered(sum((s.vendors[v] for v in vendors), Counter()), (*VERDICTS, *STATES))
     yield _section(
         "vendors",
         "Verdicts per vendor",
