@@ -231,7 +231,9 @@ def wait(batch, timeout) -> None:
 
 @cli.command()
 @click.option("--batch", help="Only this batch.")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default=None,
+              help="json (the default piped or with --output), csv, or html (a page with charts). "
+                   "On a terminal without it: a table of the first jobs.")
 @click.option("--output", type=click.Path(path_type=Path),
               help="Write to FILE instead of stdout (replaced only by a complete report).")
 @click.option("--status", "status_filter", type=click.Choice(JOB_STATES, case_sensitive=False),
@@ -243,11 +245,20 @@ def report(batch, fmt, output, status_filter, verdict) -> None:
     from models.stats import batch_names
     from workers.reporting import write_report, write_report_file
 
+    to_terminal = output is None and sys.stdout.isatty()
+    if fmt == "html" and to_terminal:
+        raise click.UsageError("--format html writes a page: add --output FILE (e.g. report.html)")
     if batch is not None:
         with session_scope() as session:
             if batch not in batch_names(session):
                 raise Failure(f"no batch named {batch!r}")
     filters = {"batch": batch, "status": status_filter, "verdict": verdict}
+    if fmt is None and to_terminal:
+        from workers.report_table import print_report_table, terminal_console
+
+        print_report_table(terminal_console(), **filters)
+        return
+    fmt = fmt or "json"
     if output is None:
         write_report(sys.stdout, fmt, **filters)
         return
