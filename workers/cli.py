@@ -233,6 +233,26 @@ def status(batch) -> None:
     if batch is not None and not found:
         raise Failure(f"no batch named {batch!r}")
     console.print_status(found)
+    for line in _held_lines() or []:
+        click.echo(console.visible(line))
+
+
+def _held_lines() -> list[str] | None:
+    """The shared limits holding work back now (tasks.ratelimit); None when the broker does not
+    answer (status and wait are the database's: a broker away must not stop them)."""
+    import redis
+
+    from config.broker import embedded_running
+    from config.settings import EMBEDDED_BROKER
+    from tasks.ratelimit import held_lines
+
+    settings = get_settings()
+    if settings.broker_url == EMBEDDED_BROKER and not embedded_running(settings.var_dir):
+        return []  # nothing can be held by a broker that is not running: do not start one to ask
+    try:
+        return held_lines()
+    except (redis.RedisError, OSError):
+        return None
 
 
 @cli.command()
@@ -245,13 +265,18 @@ def wait(batch, timeout) -> None:
     from models.stats import counts
 
     deadline = None if timeout is None else time.monotonic() + timeout
+    held: list[str] = []
+    held_at = 0.0
     with console.batch_progress(batch) as show:
         while True:
             with session_scope() as session:
                 current = counts(session, batch)
             if current is None:
                 raise Failure(f"no batch named {batch!r}")
-            show(current)
+            if time.monotonic() >= held_at and current.terminal < current.total:
+                found = _held_lines()  # every 2 s; 30 s after the broker did not answer
+                held, held_at = found or [], time.monotonic() + (2.0 if found is not None else 30.0)
+            show(current, held)
             if current.terminal >= current.total:
                 break
             left = None if deadline is None else deadline - time.monotonic()

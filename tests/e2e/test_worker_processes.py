@@ -3,7 +3,9 @@ by one SIGTERM."""
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
 
 import psutil
 import pytest
@@ -26,18 +28,30 @@ def holder_pids() -> set[int]:
     return {int(h.split(":")[1]) for h in holders}
 
 
+HELD = re.compile(r"^soe: \d+ req/s, held by VOXQUEUE_SOE_QPS=20$", re.MULTILINE)
+
+
 def test_one_worker_command_runs_a_process_per_core_and_stops_them_all(pipeline, tmp_path):
+    """With SOE's limit low, the user is told that the limit holds the batch back."""
     folder = tmp_path / "readings"
-    manifest = make_manifest(folder, 40)
+    manifest = make_manifest(folder, 60)
     pipeline.sandbox("config", {"latency_ms": 50})  # calls that wait, so every process gets files
+    pipeline.env["VOXQUEUE_SOE_QPS"] = "20"  # ~180 chunks: about 10 s held by the limit
     cores = default_processes()
     if cores < 2:
         pytest.skip("one core: the worker is one process")
     with running(voxqueue_command("worker"), pipeline.env, pipeline.logs / "worker.log") as worker:
         wait_until(lambda: len(psutil.Process(worker.pid).children()) == cores, 30)
         children = psutil.Process(worker.pid).children()
+        assert "held by" not in pipeline.cli("status").stdout  # nothing sent: nothing held
         pipeline.cli("ingest", str(manifest))
-        pipeline.wait("readings", 120)
+        waiting = subprocess.Popen(voxqueue_command("wait", "--batch", "readings", "--timeout", "120"),
+                                   env=pipeline.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        status = wait_until(lambda: HELD.search(out := pipeline.cli("status").stdout) and out, 60)
+        _out, err = waiting.communicate(timeout=150)
+        assert waiting.returncode == 0, err
+        assert HELD.search(err), err  # wait said so too, beside its progress
+        assert "batch readings" in status
 
         check_scores(pipeline.report("readings"), folder)
         assert holder_pids() == {c.pid for c in children}  # every process took files, none other did
