@@ -19,7 +19,7 @@ from models import JobStatus
 from workers import api_cli, console, options
 
 log = logging.getLogger("voxqueue.cli")
-DEFAULT_THREADS = 8  # threads per worker process: they wait on vendors
+DEFAULT_THREADS = 16  # threads per worker process, waiting on vendors: 2 cores x 16 = 32 calls
 JOB_STATES = tuple(status.value for status in JobStatus)
 VERDICTS = ("PASS", "REVIEW", "REJECT")  # the contract's, strictest last
 
