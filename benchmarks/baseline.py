@@ -143,11 +143,12 @@ def sdk_pool(env: Env, files: list[Path], refs: list[str], chunk_bytes: int, thr
     lock = threading.Lock()
 
     def client() -> soe_client.SoeClient:
-        http = HttpProfile(protocol="http", endpoint=f"127.0.0.1:{env.port}", reqMethod="POST", reqTimeout=30,
-                           keepAlive=True)
+        http = HttpProfile(protocol="http", endpoint=f"127.0.0.1:{env.port}", reqMethod="POST",
+                           reqTimeout=30, keepAlive=True)
         profile = ClientProfile(signMethod="TC3-HMAC-SHA256", httpProfile=http)
         profile.unsignedPayload = True
-        return soe_client.SoeClient(credential.Credential(env.secret_id, env.secret_key), "", profile)
+        creds = credential.Credential(env.secret_id, env.secret_key)
+        return soe_client.SoeClient(creds, "", profile)
 
     def one_file(c: soe_client.SoeClient, file: Path, text: str) -> int:
         content, session = file.read_bytes(), str(uuid.uuid1())
@@ -193,7 +194,8 @@ def run_sdk_pool(env: Env, args, files: list[Path], refs: list[str]) -> float | 
         return None
     r = sdk_pool(env, files, refs, args.chunk_bytes, args.pool_threads)
     fps = (r["files"] - r["errors"]) / r["wall"]
-    say(f"ceiling (bare pool of {args.pool_threads} official-SDK client threads, one process, keep-alive):"
-        f" {r['files']} files, {r['calls']} calls, {r['errors']} errors in {r['wall']:.2f}s -> {fps:.2f} files/s,"
-        f" {r['calls'] / r['wall']:.1f} chunks/s, client CPU {1000 * r['cpu'] / r['files']:.1f} ms/file")
+    say(f"ceiling (bare pool of {args.pool_threads} official-SDK client threads, one process,"
+        f" keep-alive): {r['files']} files, {r['calls']} calls, {r['errors']} errors in"
+        f" {r['wall']:.2f}s -> {fps:.2f} files/s, {r['calls'] / r['wall']:.1f} chunks/s,"
+        f" client CPU {1000 * r['cpu'] / r['files']:.1f} ms/file")
     return fps

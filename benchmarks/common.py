@@ -172,8 +172,9 @@ Worker = tuple[subprocess.Popen, Path]
 
 
 @contextlib.contextmanager
-def workers_running(count: int, concurrency: int | None, env: dict[str, str], logs: Path, label: str,
-                    loglevel: str, processes: int | None = None) -> Iterator[tuple[list[Worker], float]]:
+def workers_running(count: int, concurrency: int | None, env: dict[str, str], logs: Path,
+                    label: str, loglevel: str,
+                    processes: int | None = None) -> Iterator[tuple[list[Worker], float]]:
     """``count`` ``voxqueue worker`` commands (threads pool; ``concurrency`` and ``processes``
     None: the command's defaults, as the README starts it), yielded once every process of each is
     ready, with the time (monotonic) the first one was seen ready; stopped together."""

@@ -97,7 +97,8 @@ def _voxqueue_runs(env: Env, args, work: Path, manifest: Path, files: int, sandb
         try:
             r = run_pipeline(env, args, manifest, files, c, f"bench-{mode}-c{c}", sandbox_pid, profile_out, mode)
         except RuntimeError as exc:
-            say(f"voxqueue {mode}, {args.workers} worker command(s), -c {c or 'default'}: FAILED: {exc}")
+            say(f"voxqueue {mode}, {args.workers} worker command(s), -c {c or 'default'}:"
+                f" FAILED: {exc}")
             args.keep = True  # keep the logs
             continue
         r["sandbox_stats"] = requests.get(env.url + "/_sandbox/stats", timeout=10).json()

@@ -140,9 +140,9 @@ def run_pipeline(env: Env, args, manifest: Path, files: int, concurrency: int, b
                "ingest_args": ("ingest", str(manifest), "--batch", batch)}
         idle_load = background_load()
         drain_wall = None if run["live"] else _timed_ingest(run["env"], run["ingest_args"])
-        workers, _ = stack.enter_context(workers_running(args.workers, concurrency, run["env"], env.logs,
-                                                      f"{mode}-c{concurrency}", args.worker_loglevel,
-                                                      args.processes))
+        workers, _ = stack.enter_context(workers_running(
+            args.workers, concurrency, run["env"], env.logs, f"{mode}-c{concurrency}",
+            args.worker_loglevel, args.processes))
         xact0 = pg_xact_stats(args.pg_url, run["dbname"])
         sampler, wall, live_wall = _measure(env, args, run, workers, sandbox_pid, profile_out)
         xact1 = pg_xact_stats(args.pg_url, run["dbname"])

@@ -44,8 +44,8 @@ def _headline(r: dict, base_fps: float) -> None:
     say(f"  {fps:.2f} files/s = {fps / base_fps:.1f}x baseline; {o['chunks'] / r['wall']:.1f} chunks/s"
         f" ({o['chunks']} chunks){steady}")
     if r.get("pool_fps"):
-        say(f"  {100 * fps / r['pool_fps']:.0f}% of the bare SDK client pool's {r['pool_fps']:.1f} files/s"
-            " (the ceiling; target 80%)")
+        say(f"  {100 * fps / r['pool_fps']:.0f}% of the bare SDK client pool's"
+            f" {r['pool_fps']:.1f} files/s (the ceiling; target 80%)")
 
 
 def _shape(r: dict) -> str:
@@ -55,7 +55,8 @@ def _shape(r: dict) -> str:
     s = r["sampler"]
     processes = [len(s.rss(g)) - (1 if len(s.rss(g)) > 1 else 0) for g in s.workers()]
     threads = r["concurrency"] or DEFAULT_THREADS
-    return (f"{r['workers']} x `voxqueue worker{'' if r['concurrency'] is None else f' -c {threads}'}`"
+    option = "" if r["concurrency"] is None else f" -c {threads}"
+    return (f"{r['workers']} x `voxqueue worker{option}`"
             f" ({'+'.join(map(str, processes))} processes x {threads} threads)")
 
 
@@ -76,9 +77,9 @@ def _cpu(r: dict) -> None:
     say(machine_line(s, attributed, r["idle_load"]))
     rss = [f"{m / 2**20:.0f}" for g in workers for _, m in sorted(s.rss(g).items())]
     say(f"  worker CPU {worker_cpu:.1f}s ({', '.join(f'{s.cpu(g):.1f}' for g in workers)}),"
-        f" peak RSS per process {', '.join(rss)} MiB (the command's own process first, then each worker"
-        f" process); peak PostgreSQL connections to the run's database {s.peak_count.get('postgres', 0)}"
-        " (sampled)")
+        f" peak RSS per process {', '.join(rss)} MiB (the command's own process first, then each"
+        f" worker process); peak PostgreSQL connections to the run's database"
+        f" {s.peak_count.get('postgres', 0)} (sampled)")
 
 
 def _latency_and_database(r: dict) -> None:

@@ -98,7 +98,7 @@ def _soe_options(g) -> None:
     g.add_argument("--processes", type=int, default=None,
                    help="worker --processes of each command (default: the command's, one per core)")
     g.add_argument("--concurrency", default="default",
-                   help="threads per worker process, one run each (default: the command's -c default)")
+                   help="threads per worker process, one run each (default: the command's own)")
     g.add_argument("--modes", default="live",
                    help="live: workers up, then ingest; drain: ingest, then workers (one run each)")
     g.add_argument("--pool-threads", type=int, default=64,

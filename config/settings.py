@@ -185,7 +185,8 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 2")
         return value - (value % 2)  # a chunk never splits a 16-bit sample
 
-    @field_validator("soe_qps", "gme_qps", "gme_result_qps", "shumei_qps", "tupu_qps", "asr_qps", "vendor_timeout",
+    @field_validator("soe_qps", "gme_qps", "gme_result_qps", "shumei_qps", "tupu_qps", "asr_qps",
+                     "vendor_timeout",
                      "breaker_cooldown", "housekeeping_interval", "poll_interval", "notify_timeout",
                      "notify_backoff_max_seconds")
     @classmethod

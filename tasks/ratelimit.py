@@ -186,7 +186,8 @@ class RateLimiter:
         found = {}
         for vendor in vendors:
             rows = [(int(g or 0), int(h or 0)) for g, h in (next(replies) for _ in range(window))]
-            found[vendor] = (sum(g for g, _ in rows), sum(h for _, h in rows), sum(1 for g, h in rows if g or h))
+            found[vendor] = (sum(g for g, _ in rows), sum(h for _, h in rows),
+                             sum(1 for g, h in rows if g or h))
         return found
 
     def _interval_us(self, qps: float) -> int:
@@ -270,7 +271,8 @@ def limit_states(client: redis.Redis | None = None) -> dict[str, LimitState]:
         rate = granted / busy if busy else 0.0
         saturated = (held > 0 and held >= HELD_SHARE * (granted + held)
                      and rate >= BUSY_SHARE * paced(limit, rl.headroom))
-        states[service] = LimitState(service, rate, limit, setting_name(service), saturated, granted, held)
+        states[service] = LimitState(service, rate, limit, setting_name(service), saturated,
+                                     granted, held)
     return states
 
 

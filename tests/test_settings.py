@@ -19,8 +19,9 @@ def test_defaults_are_the_contracts():
 
 def test_default_limits_are_the_vendors_published_ones():
     s = Settings()
-    assert (s.qps("gme"), s.qps("gme_result"), s.qps("asr")) == (5000, 1200, 20)  # ScanVoice, results, ASR
-    assert (s.qps("soe"), s.qps("shumei"), s.qps("tupu")) == (50, 50, 20)  # none published: conservative
+    # published: GME ScanVoice, GME DescribeScanResultList, ASR task creation
+    assert (s.qps("gme"), s.qps("gme_result"), s.qps("asr")) == (5000, 1200, 20)
+    assert (s.qps("soe"), s.qps("shumei"), s.qps("tupu")) == (50, 50, 20)  # none: conservative
 
 
 def test_environment_and_dotenv(monkeypatch, tmp_path):

@@ -126,14 +126,14 @@ def ingest(source: Path, batch, services, ref_text, lang, notify_url) -> None:
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
 @click.option("--processes", type=options.THREADS, default=None,
               help="Worker processes, each with -c threads (default: one per core).")
-@click.option("-c", "--concurrency", type=options.THREADS, default=DEFAULT_THREADS, show_default=True,
-              help="Threads per worker process.")
+@click.option("-c", "--concurrency", type=options.THREADS, default=DEFAULT_THREADS,
+              show_default=True, help="Threads per worker process.")
 @click.option("--pool", default="threads", show_default=True, help="Celery pool (threads suits vendor I/O).")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--events/--no-events", default=False, show_default=True,
               help="Send task events always (by default only while Flower asks for them).")
 @click.option("-n", "--hostname", default=None,
-              help="Celery node name (default: celery@HOST; with several processes voxqueue-PID-I@HOST).")
+              help="Celery node name (default celery@HOST; processes: voxqueue-PID-I@HOST).")
 def worker(queues, processes, concurrency, pool, loglevel, events, hostname) -> None:
     """Run Celery workers: --processes processes (one per core by default), -c threads each."""
     from workers.supervisor import Supervisor, default_processes, watch_parent
@@ -149,8 +149,9 @@ def worker(queues, processes, concurrency, pool, loglevel, events, hostname) -> 
 
         node, at, host = (hostname or f"voxqueue-{os.getpid()}@%h").partition("@")
         name = f"{node}-{index}{at}{host}"
-        return voxqueue_command("worker", "--processes", "1", "-c", str(concurrency), "--pool", pool,
-                                "--loglevel", loglevel, "-n", name, *(["-Q", queues] if queues else []),
+        return voxqueue_command("worker", "--processes", "1", "-c", str(concurrency),
+                                "--pool", pool, "--loglevel", loglevel, "-n", name,
+                                *(["-Q", queues] if queues else []),
                                 *(["--events"] if events else []))
 
     log.info("starting %d worker processes x %d threads", processes, concurrency)

@@ -55,7 +55,9 @@ class LimitLog:
         from tasks.ratelimit import held_lines
 
         lines = held_lines(self.client)
-        if not lines or not self.client.set(LOGGED + socket.gethostname(), "1", nx=True, ex=EVERY_S):
+        if not lines:
+            return False
+        if not self.client.set(LOGGED + socket.gethostname(), "1", nx=True, ex=EVERY_S):
             return False
         log.warning("shared rate limit holding work back: %s", "; ".join(lines))
         return True

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 log = logging.getLogger("voxqueue.worker")
 
 BOOT_SECONDS = 10.0  # a child that exits sooner than this after its start did not boot
-PARENT_ENV = "VOXQUEUE_SUPERVISOR_PID"  # set in each child: the pid of the command that supervises it
+PARENT_ENV = "VOXQUEUE_SUPERVISOR_PID"  # set in each child: the pid of the supervising command
 POLL_S = 0.2
 
 
@@ -67,9 +67,10 @@ class Child:
 
 
 class Supervisor:
-    """Starts ``count`` children from ``command(index)`` and keeps them running until told to stop."""
+    """Starts ``count`` children from ``command(index)``; keeps them running until told to stop."""
 
-    def __init__(self, command: Callable[[int], list[str]], count: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, command: Callable[[int], list[str]], count: int,
+                 env: dict[str, str] | None = None) -> None:
         self.command = command
         self.count = count
         self.env = dict(os.environ if env is None else env) | {PARENT_ENV: str(os.getpid())}
@@ -79,7 +80,8 @@ class Supervisor:
 
     def run(self) -> int:
         """Run until every child has exited; the command's exit status."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        stops = (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in stops}
         try:
             for index in range(self.count):
                 self._start(index)

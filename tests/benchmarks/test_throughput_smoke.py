@@ -24,7 +24,8 @@ SCRIPT = ROOT / "benchmarks" / "throughput.py"
 def test_defaults_match_the_brief():
     args = throughput.parse_args([])
     assert args.files == 500 and args.chunk_bytes == 10240 and args.latency_ms == 50
-    assert args.concurrency == [None] and args.workers == 1 and args.processes is None  # as the README starts it
+    # one `voxqueue worker` as the README starts it
+    assert args.concurrency == [None] and args.workers == 1 and args.processes is None
     assert args.modes == ["live"] and args.pool_threads == 64 and args.ingest_rows == 10000
     assert args.moderation_submissions == 1000 and args.moderation_qps == 200
     assert args.scenarios == ["soe", "ingest", "moderation"]
@@ -108,7 +109,9 @@ def test_tiny_run_of_every_scenario(redis_url):
     assert "skipped" not in out and "FAILED" not in out, out
     assert "baseline (seed loop, official SDK, sequential): 2 files, 6 calls, 0 errors" in out, out
     assert "SOE task in one process, one file at a time (2 files" in out, out
-    assert "ceiling (bare pool of 4 official-SDK client threads, one process, keep-alive): 6 files" in out, out
+    ceiling = ("ceiling (bare pool of 4 official-SDK client threads, one process, keep-alive):"
+               " 6 files")
+    assert ceiling in out, out
     shape = "1 x `voxqueue worker -c 2` (2 processes x 2 threads)"
     assert f"voxqueue live, {shape}: 6/6 done, 0 failed" in out, out
     assert f"voxqueue drain, {shape}: 6/6 done, 0 failed" in out, out

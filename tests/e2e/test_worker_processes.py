@@ -18,7 +18,8 @@ from tests.pipeline import wait_until
 from workers.processes import running, voxqueue_command
 from workers.supervisor import default_processes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
 
 
 def holder_pids() -> set[int]:
@@ -45,8 +46,9 @@ def test_one_worker_command_runs_a_process_per_core_and_stops_them_all(pipeline,
         children = psutil.Process(worker.pid).children()
         assert "held by" not in pipeline.cli("status").stdout  # nothing sent: nothing held
         pipeline.cli("ingest", str(manifest))
-        waiting = subprocess.Popen(voxqueue_command("wait", "--batch", "readings", "--timeout", "120"),
-                                   env=pipeline.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = subprocess.Popen(
+            voxqueue_command("wait", "--batch", "readings", "--timeout", "120"), env=pipeline.env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         status = wait_until(lambda: HELD.search(out := pipeline.cli("status").stdout) and out, 60)
         _out, err = waiting.communicate(timeout=150)
         assert waiting.returncode == 0, err
@@ -54,7 +56,7 @@ def test_one_worker_command_runs_a_process_per_core_and_stops_them_all(pipeline,
         assert "batch readings" in status
 
         check_scores(pipeline.report("readings"), folder)
-        assert holder_pids() == {c.pid for c in children}  # every process took files, none other did
+        assert holder_pids() == {c.pid for c in children}  # each process took files, no other did
         print(f"\nRSS per worker process: {[c.memory_info().rss >> 20 for c in children]} MiB")
 
         worker.send_signal(signal.SIGTERM)

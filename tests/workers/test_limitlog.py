@@ -13,7 +13,7 @@ def test_a_saturated_limit_is_logged_once_a_minute(redis_url, monkeypatch, caplo
     monkeypatch.setenv("VOXQUEUE_ASR_QPS", "20")
     client = redis.Redis.from_url(redis_url)
     now = int(client.time()[0])
-    for second in range(now - 3, now):  # three seconds of 18 sent and 40 kept waiting, as the limiter counts
+    for second in range(now - 3, now):  # 3 s of 18 sent and 40 kept waiting, as the limiter counts
         client.hset(f"voxqueue:rate:asr:stats:{second}", mapping={"g": 18, "h": 40})
     keeper = LimitLog(client)
     with caplog.at_level(logging.WARNING, logger="voxqueue.ratelimit"):

@@ -23,7 +23,8 @@ def test_a_child_that_dies_is_started_again_and_sigterm_stops_them_all(monkeypat
         wait_until(lambda: len(sup.children) == 2, 10, interval=0.05)
         killed = sup.children[0].proc
         killed.kill()
-        wait_until(lambda: 0 in sup.children and sup.children[0].proc is not killed, 10, interval=0.05)
+        wait_until(lambda: 0 in sup.children and sup.children[0].proc is not killed, 10,
+                   interval=0.05)
         seen.extend(c.proc for c in sup.children.values())
         os.kill(os.getpid(), signal.SIGTERM)  # to the command: it stops every child
 
