@@ -66,7 +66,7 @@ def poll_gme() -> int:
 
 def _gme_group(group: list[tuple[int, str]]) -> bool:
     try:
-        take("gme", max_wait=5.0)
+        take("gme_result", max_wait=5.0)  # DescribeScanResultList has a limit of its own
         results = clients.gme(get_settings()).describe_scan_results([task_id for _, task_id in group])
     except (Throttled, VendorError) as error:
         log.warning("gme poll failed: %s", error, extra={"reason": getattr(error, "reason", "throttled")})
