@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import redis
 
+from tasks import metrics
+
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -181,4 +183,6 @@ def take(vendor: str, max_wait: float = 1.0) -> None:
 
     slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait)
     if not slot.granted:
+        metrics.count("vendor_throttles", vendor=vendor, source="shared_limit")
         raise Throttled(vendor, slot.wait)
+    metrics.count("vendor_requests", vendor=vendor)  # the request leaves now (vendors.http.gate)
