@@ -41,9 +41,16 @@ log = logging.getLogger("voxqueue.exporter")
 PREFIX = "voxqueue_"
 CHECK_STATES = tuple(s.value for s in CheckStatus)
 AGED_STATES = (CheckStatus.PENDING.value, CheckStatus.RUNNING.value)
-# Counters every vendor has from the start (0 until something happens), so a rate is never "no data".
-PER_VENDOR = {"vendor_requests": {}, "vendor_throttles": {"source": ("vendor", "shared_limit")},
-              "breaker_openings": {}}
+# Counters published from the start (0 until something happens), so a rate is never "no data".
+RECOVERIES = ("dead_holder", "orphaned", "lost_message", "broker_loss", "callback", "stream_ended")
+SEEDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "vendor_requests": {"vendor": SERVICES},
+    "vendor_throttles": {"vendor": SERVICES, "source": ("vendor", "shared_limit")},
+    "breaker_openings": {"vendor": SERVICES},
+    "checks_poisoned": {"service": SERVICES, "cause": ("deliveries", "exception")},
+    "housekeeping_recoveries": {"kind": RECOVERIES},
+    "broker_losses": {},
+}
 Metric = GaugeMetricFamily | CounterMetricFamily
 
 
@@ -127,12 +134,9 @@ def broker(scrape: Scrape) -> Iterator[Metric]:
 def counter_families(raw: dict[Any, Any]) -> Iterator[CounterMetricFamily]:
     """The families of :data:`tasks.metrics.FAMILIES` from the counters' hash, summed by label set."""
     values: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in metrics.FAMILIES}
-    for name, labels in PER_VENDOR.items():
-        wanted = metrics.FAMILIES[name].labels
-        for vendor in SERVICES:
-            for combo in _combinations(labels):
-                key = tuple(vendor if label == "vendor" else combo[label] for label in wanted)
-                values[name][key] = 0
+    for name, labels in SEEDS.items():
+        for combo in _combinations(labels):
+            values[name][tuple(combo[label] for label in metrics.FAMILIES[name].labels)] = 0
     for raw_field, value in raw.items():
         parsed = metrics.parse(raw_field)
         if parsed is None or parsed[0] not in metrics.FAMILIES:
