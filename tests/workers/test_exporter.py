@@ -227,3 +227,56 @@ def test_metric_names_follow_prometheus_conventions(redis_url):
     assert counters == set(metrics.FAMILIES)  # every declared counter is published, seeded or not
     assert all(s.name.endswith("_total") for f in families if f.type == "counter" for s in f.samples)
     assert json.loads(metrics.field("x", {"b": "1", "a": "2"})) == ["x", {"a": "2", "b": "1"}]
+
+
+# -- the monitoring profile: its files name only what the exporter publishes ----------
+MONITORING = ROOT / "config" / "monitoring"
+
+
+def published_names() -> set[str]:
+    """Every metric name the exporter publishes, as PromQL names them (counters with _total)."""
+    registry = exporter.CollectorRegistry()
+    registry.register(exporter.PipelineCollector(get_settings()))
+    families = text_string_to_metric_families(generate_latest(registry).decode())
+    return {family.name + ("_total" if family.type == "counter" else "") for family in families}
+
+
+def promql_names(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"\bvoxqueue_[a-z_]+\b", text))
+
+
+def test_the_dashboard_and_the_alerts_query_only_published_metrics(database_url, redis_url):
+    import yaml
+
+    dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "voxqueue.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"][0]["rules"]
+    queried = promql_names(" ".join(exprs + [r["expr"] for r in rules]))
+    published = published_names()
+    assert queried - published == set()
+    for name in ("voxqueue_checks", "voxqueue_queue_messages", "voxqueue_oldest_check_age_seconds",
+                 "voxqueue_vendor_errors_total", "voxqueue_vendor_throttles_total",
+                 "voxqueue_housekeeping_recoveries_total"):
+        assert name in queried  # a panel for each of them
+    sources = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    uids = {p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p}
+    assert uids == {sources["datasources"][0]["uid"]}
+
+
+def test_compose_runs_the_exporter_and_prometheus_scrapes_it_in_the_monitoring_profile():
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    command = services["exporter"]["command"]
+    assert command[:2] == ["voxqueue", "exporter"] and "profiles" not in services["exporter"]
+    port = command[command.index("--port") + 1]
+    scrape = yaml.safe_load((MONITORING / "prometheus.yml").read_text())["scrape_configs"]
+    assert f"exporter:{port}" in scrape[0]["static_configs"][0]["targets"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            assert not source.startswith("./") or (ROOT / source).exists(), volume
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
