@@ -15,6 +15,7 @@ publishes exactly those, with ``_total`` added.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -75,7 +76,12 @@ FAMILIES: dict[str, Family] = {
 
 
 def field(name: str, labels: dict[str, str]) -> str:
-    return json.dumps([name, {k: str(v) for k, v in labels.items()}], sort_keys=True, separators=(",", ":"))
+    return _field(name, tuple(sorted((k, str(v)) for k, v in labels.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _field(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([name, dict(labels)], separators=(",", ":"))
 
 
 def parse(raw: bytes | str) -> tuple[str, dict[str, str]] | None:
