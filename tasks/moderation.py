@@ -240,9 +240,9 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
                 retry_ids.append(check.id)
                 attempts = max(attempts, check.attempts)
     if retry_ids:
-        metrics.add("vendor_retries", len(retry_ids), vendor=error.vendor, scope="check")
         later.add(retry_ids, error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0))
         later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
+        metrics.add("vendor_retries", len(retry_ids), vendor=error.vendor, scope="check")
 
 
 def _send_again(task, later: Later) -> None:

@@ -403,8 +403,8 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
                    "next_poll_at": None, "deadline_at": None}
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
-    common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
     metrics.count("vendor_retries", vendor="soe", scope="check")
+    common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
     return backoff(attempts, base=1.0, cap=300.0)
 
 
