@@ -158,6 +158,14 @@ def count(name: str, **labels: str) -> None:
     add_all([(name, 1, labels)])
 
 
+def slot(vendor: str, granted: bool) -> None:
+    """A request took its slot of the vendor's shared limit (it leaves now), or was sent away."""
+    if granted:
+        count("vendor_requests", vendor=vendor)
+    else:
+        count("vendor_throttles", vendor=vendor, source="shared_limit")
+
+
 def vendor_error(vendor: str, error: VendorError) -> None:
     """A failed vendor request: its reason, and a throttle when the vendor throttled."""
     items = [("vendor_errors", 1, {"vendor": vendor, "reason": error.reason})]

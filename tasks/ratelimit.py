@@ -182,7 +182,6 @@ def take(vendor: str, max_wait: float = 1.0) -> None:
     from config.settings import get_settings
 
     slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait)
+    metrics.slot(vendor, slot.granted)  # a request leaves now (vendors.http.gate), or steps aside
     if not slot.granted:
-        metrics.count("vendor_throttles", vendor=vendor, source="shared_limit")
         raise Throttled(vendor, slot.wait)
-    metrics.count("vendor_requests", vendor=vendor)  # the request leaves now (vendors.http.gate)
