@@ -7,7 +7,15 @@ one pipeline), so every host and process is counted once, however many exporters
 The collector is a list of *sources*, each a function from a :class:`Scrape` to metric
 families. A source that fails (its database or broker down) leaves its families out and
 sets ``voxqueue_exporter_source_up{source}`` to 0; the others are still answered. One
-more family is one more function in :data:`SOURCES`.
+more family is one more function in :data:`SOURCES`, e.g. for the shared limits::
+
+    def limits(scrape: Scrape) -> Iterator[Metric]:
+        family = GaugeMetricFamily(PREFIX + "rate_limit_saturated", "...", labels=["service"])
+        for service, state in ratelimit.limit_states(scrape.broker).items():
+            family.add_metric([service], int(state.saturated))
+        yield family
+
+    SOURCES["limits"] = limits
 """
 
 from __future__ import annotations
