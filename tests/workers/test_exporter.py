@@ -22,7 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.settings import get_settings, reset_settings
 from models import CheckStatus
 from models.base import utcnow
-from tasks import housekeeping, liveness, metrics, ratelimit
+from models.db import transaction
+from tasks import common, housekeeping, leases, liveness, metrics, ratelimit
+from tasks.breaker import Breaker
 from tests.pipeline import wait_until
 from tests.tasks.test_housekeeping import DEAD, beating, broker, checks, held_by, set_checks, stale  # noqa: F401
 from tests.workers.webhook_helpers import Client, gme_body, make_check, serve
@@ -122,6 +124,29 @@ def test_the_shared_limit_counts_requests_and_the_ones_it_sends_away(redis_url, 
 
     assert value(found, "voxqueue_vendor_requests_total", vendor="asr") == 1
     assert value(found, "voxqueue_vendor_throttles_total", vendor="asr", source="shared_limit") == 1
+
+
+def test_poison_checks_and_breaker_openings_are_counted(database_url, redis_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOXQUEUE_MAX_DELIVERIES", "1")
+    reset_settings()
+    (check_id,) = checks(tmp_path, 1)
+    set_checks([check_id], status=CheckStatus.RUNNING.value, lease_until=utcnow() - dt.timedelta(seconds=1))
+    with transaction() as conn:  # its last delivery died holding it
+        lease = leases.take_lease(conn, check_id, get_settings())
+        assert leases.poisoned(conn, lease, get_settings())
+    common.unexpected("soe", KeyError("no such option"))  # an exception no rule expected
+    opening = Breaker(redis.Redis.from_url(redis_url), threshold=2, prefix="test:breaker:")
+    outage = VendorError("gme", "http_5xx", "HTTP 503", disposition=Disposition.RETRY)
+    for _ in range(2):
+        opening.record("gme", outage)
+
+    found = scrape()
+
+    assert value(found, "voxqueue_checks_poisoned_total", service="shumei", cause="deliveries") == 1
+    assert value(found, "voxqueue_checks_poisoned_total", service="soe", cause="exception") == 1
+    assert value(found, "voxqueue_checks_poisoned_total", service="soe", cause="deliveries") == 0
+    assert value(found, "voxqueue_checks", service="shumei", state="failed") == 1
+    assert value(found, "voxqueue_breaker_openings_total", vendor="gme") == 1
 
 
 def test_housekeepings_recoveries_are_counted_by_kind(broker, tmp_path):  # noqa: F811
