@@ -67,7 +67,7 @@ class Round:
     grouped: list[tuple[int, str]] = field(default_factory=list)  # checks whose message was lost
     merges: list[int] = field(default_factory=list)
     streams_ended: int = 0
-    orphaned: int = 0  # of ``grouped``: checks a dead worker's messages carried (the rest: messages lost)
+    orphaned: int = 0  # of ``grouped``, those a dead worker's messages carried (the rest: lost)
 
     @property
     def count(self) -> int:
@@ -127,10 +127,11 @@ def _send(found: Round) -> None:
 def recoveries(found: Round) -> list[tuple[str, int, dict[str, str]]]:
     """What the round sent again, as counts (:mod:`tasks.metrics`)."""
     lost = len(found.grouped) - found.orphaned
+    kind = "broker_loss" if found.broker_lost else "lost_message"
     return [("broker_losses", int(found.broker_lost), {}),
             ("housekeeping_recoveries", len(found.alone), {"kind": "dead_holder"}),
             ("housekeeping_recoveries", found.orphaned, {"kind": "orphaned"}),
-            ("housekeeping_recoveries", lost, {"kind": "broker_loss" if found.broker_lost else "lost_message"}),
+            ("housekeeping_recoveries", lost, {"kind": kind}),
             ("housekeeping_recoveries", len(found.merges), {"kind": "callback"}),
             ("housekeeping_recoveries", found.streams_ended, {"kind": "stream_ended"})]
 

@@ -46,31 +46,45 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "vendor_requests": Family("Requests sent to a vendor (each took its slot of the shared limit).",
-                              ("vendor",)),
-    "vendor_errors": Family("Vendor requests that failed, by reason (HTTP 429/5xx, connection, "
-                            "the vendor's error code, an unreadable answer).", ("vendor", "reason")),
-    "vendor_throttles": Family("Throttling: the vendor answered 'too many requests' (source=vendor), or "
-                               "the shared limit made work step aside (source=shared_limit).",
-                               ("vendor", "source")),
-    "vendor_retries": Family("Work tried again after a retryable vendor error: the same request in "
-                             "place (scope=request), or the check later (scope=check).",
-                             ("vendor", "scope")),
+    "vendor_requests": Family(
+        "Requests sent to a vendor (each took its slot of the shared limit).", ("vendor",)
+    ),
+    "vendor_errors": Family(
+        "Vendor requests that failed, by reason (HTTP 429/5xx, connection, "
+        "the vendor's error code, an unreadable answer).",
+        ("vendor", "reason"),
+    ),
+    "vendor_throttles": Family(
+        "Throttling: the vendor answered 'too many requests' (source=vendor), or "
+        "the shared limit made work step aside (source=shared_limit).",
+        ("vendor", "source"),
+    ),
+    "vendor_retries": Family(
+        "Work tried again after a retryable vendor error: the same request in "
+        "place (scope=request), or the check later (scope=check).",
+        ("vendor", "scope"),
+    ),
     "breaker_openings": Family("Times a vendor's circuit breaker opened.", ("vendor",)),
-    "checks_poisoned": Family("Checks failed as poison: their worker died VOXQUEUE_MAX_DELIVERIES times "
-                              "(cause=deliveries), or an exception no rule expected (cause=exception).",
-                              ("service", "cause")),
-    "callback_events": Family("Vendor callbacks by the state they reached: received (stored), unknown "
-                              "(no check matches), merged, ignored, refused (401/403/4xx, not stored), "
-                              "signal (unauthenticated Shumei: its check is asked), unavailable (503).",
-                              ("vendor", "state")),
-    "housekeeping_recoveries": Family("Work housekeeping sent again: checks a dead worker held "
-                                      "(dead_holder: heartbeat or lease lapsed), checks in a dead "
-                                      "worker's messages (orphaned), checks whose message was lost "
-                                      "(lost_message), every waiting check after the broker lost its "
-                                      "data (broker_loss), callbacks whose merge was lost (callback), "
-                                      "closed streams ended without their end callback (stream_ended).",
-                                      ("kind",)),
+    "checks_poisoned": Family(
+        "Checks failed as poison: their worker died VOXQUEUE_MAX_DELIVERIES times "
+        "(cause=deliveries), or an exception no rule expected (cause=exception).",
+        ("service", "cause"),
+    ),
+    "callback_events": Family(
+        "Vendor callbacks by the state they reached: received (stored), unknown "
+        "(no check matches), merged, ignored, refused (401/403/4xx, not stored), "
+        "signal (unauthenticated Shumei: its check is asked), unavailable (503).",
+        ("vendor", "state"),
+    ),
+    "housekeeping_recoveries": Family(
+        "Work housekeeping sent again: checks a dead worker held "
+        "(dead_holder: heartbeat or lease lapsed), checks in a dead "
+        "worker's messages (orphaned), checks whose message was lost "
+        "(lost_message), every waiting check after the broker lost its "
+        "data (broker_loss), callbacks whose merge was lost (callback), "
+        "closed streams ended without their end callback (stream_ended).",
+        ("kind",),
+    ),
     "broker_losses": Family("Times housekeeping found that the broker had lost its data.", ()),
 }
 
@@ -112,10 +126,15 @@ class _Sink:
             return self.client
         with self.lock:
             url = broker_url(settings)
-            options = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S,
-                       "retry": Retry(NoBackoff(), 0)}
+            options = {
+                "socket_timeout": TIMEOUT_S,
+                "socket_connect_timeout": TIMEOUT_S,
+                "retry": Retry(NoBackoff(), 0),
+            }
             if url.startswith("redis+socket://"):
-                self.client = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
+                self.client = redis.Redis(
+                    unix_socket_path=url.removeprefix("redis+socket://"), **options
+                )
             else:
                 self.client = redis.Redis.from_url(url, **options)
             self.owner = (settings, os.getpid())
@@ -123,7 +142,9 @@ class _Sink:
 
     def failed(self, exc: Exception) -> None:
         self.paused_until = time.monotonic() + PAUSE_S
-        log.warning("metrics not counted for %gs: %s: %s", PAUSE_S, type(exc).__name__, str(exc)[:200])
+        log.warning(
+            "metrics not counted for %gs: %s: %s", PAUSE_S, type(exc).__name__, str(exc)[:200]
+        )
 
 
 _sink = _Sink()

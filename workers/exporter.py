@@ -76,15 +76,20 @@ Source = Callable[[Scrape], Iterable[Metric]]
 
 def checks(scrape: Scrape) -> Iterator[Metric]:
     """Checks by service and state, and how long the oldest pending and running ones have waited."""
-    counted = select(Check.service, Check.status, func.count()).group_by(Check.service, Check.status)
-    aged = (select(Check.service, Check.status, func.min(Check.updated_at))
-            .where(Check.service.in_(SERVICES), Check.status.in_(AGED_STATES))
-            .group_by(Check.service, Check.status))
+    counted = select(Check.service, Check.status, func.count()).group_by(
+        Check.service, Check.status
+    )
+    aged = (
+        select(Check.service, Check.status, func.min(Check.updated_at))
+        .where(Check.service.in_(SERVICES), Check.status.in_(AGED_STATES))
+        .group_by(Check.service, Check.status)
+    )
     with session_scope(scrape.settings.database_url) as session:
         counts = {(service, status): n for service, status, n in session.execute(counted)}
         oldest = {(service, status): at for service, status, at in session.execute(aged)}
-    family = GaugeMetricFamily(PREFIX + "checks", "Vendor checks by service and state.",
-                               labels=["service", "state"])
+    family = GaugeMetricFamily(
+        PREFIX + "checks", "Vendor checks by service and state.", labels=["service", "state"]
+    )
     services = sorted(set(SERVICES) | {service for service, _ in counts})
     for service in services:
         for state in sorted(set(CHECK_STATES) | {s for svc, s in counts if svc == service}):
@@ -92,14 +97,18 @@ def checks(scrape: Scrape) -> Iterator[Metric]:
     yield family
     ages = GaugeMetricFamily(
         PREFIX + "oldest_check_age_seconds",
-        "Seconds the longest-waiting check of the service has been in this state without progress: "
-        "pending since it was recorded or queued again, running since its last claim, checkpoint or "
-        "poll (a check held by a stopped or stuck worker grows here); 0 when there is none.",
-        labels=["service", "state"])
+        "Seconds the longest-waiting check of the service has been in this state without "
+        "progress: pending since it was recorded or queued again, running since its last claim, "
+        "checkpoint or poll (a check held by a stopped or stuck worker grows here); 0 when there "
+        "is none.",
+        labels=["service", "state"],
+    )
     for service in SERVICES:
         for state in AGED_STATES:
             at = oldest.get((service, state))
-            ages.add_metric([service, state], _seconds_since(at, scrape.now) if at is not None else 0.0)
+            ages.add_metric(
+                [service, state], _seconds_since(at, scrape.now) if at is not None else 0.0
+            )
     yield ages
 
 
@@ -111,8 +120,11 @@ def _seconds_since(at: dt.datetime, now: dt.datetime) -> float:
 def queue_names(queues: Iterable[str] = QUEUES) -> list[tuple[str, str]]:
     """``(queue, Redis list)`` for every queue and each of kombu's priority sub-queues
     (``name\\x06\\x16<priority>``: empty unless a message is sent with a priority)."""
-    return [(queue, queue if step == 0 else f"{queue}{Channel.sep}{step}")
-            for queue in queues for step in Channel.priority_steps]
+    return [
+        (queue, queue if step == 0 else f"{queue}{Channel.sep}{step}")
+        for queue in queues
+        for step in Channel.priority_steps
+    ]
 
 
 def broker(scrape: Scrape) -> Iterator[Metric]:
@@ -124,23 +136,28 @@ def broker(scrape: Scrape) -> Iterator[Metric]:
         pipe.hlen(Channel.unacked_key)
         pipe.hgetall(metrics.KEY)
         *lengths, unacked, counters = pipe.execute()
-    waiting = GaugeMetricFamily(PREFIX + "queue_messages",
-                                "Messages waiting in the broker per queue (not yet taken by a worker).",
-                                labels=["queue"])
+    waiting = GaugeMetricFamily(
+        PREFIX + "queue_messages",
+        "Messages waiting in the broker per queue (not yet taken by a worker).",
+        labels=["queue"],
+    )
     depth: dict[str, int] = dict.fromkeys(QUEUES, 0)
     for (queue, _), length in zip(lists, lengths, strict=True):
         depth[queue] += int(length)
     for queue, length in depth.items():
         waiting.add_metric([queue], length)
     yield waiting
-    yield GaugeMetricFamily(PREFIX + "unacked_messages",
-                            "Messages workers hold and have not acknowledged yet (running, reserved, or "
-                            "waiting for a retry's countdown), all queues.", value=int(unacked))
+    yield GaugeMetricFamily(
+        PREFIX + "unacked_messages",
+        "Messages workers hold and have not acknowledged yet (running, reserved, or "
+        "waiting for a retry's countdown), all queues.",
+        value=int(unacked),
+    )
     yield from counter_families(counters)
 
 
 def counter_families(raw: dict[Any, Any]) -> Iterator[CounterMetricFamily]:
-    """The families of :data:`tasks.metrics.FAMILIES` from the counters' hash, summed by label set."""
+    """The families of :data:`tasks.metrics.FAMILIES` from the counters' hash, summed by labels."""
     values: dict[str, dict[tuple[str, ...], int]] = {name: {} for name in metrics.FAMILIES}
     for name, labels in SEEDS.items():
         for combo in _combinations(labels):
@@ -172,23 +189,33 @@ SOURCES: dict[str, Source] = {"database": checks, "broker": broker}
 class PipelineCollector(Collector):
     """Every source, read afresh on each scrape."""
 
-    def __init__(self, settings: Settings | None = None, sources: dict[str, Source] | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, sources: dict[str, Source] | None = None
+    ) -> None:
         self.settings = settings or get_settings()
         self.sources = dict(SOURCES if sources is None else sources)
         self._broker: redis.Redis | None = None
 
     def collect(self) -> Iterator[Metric]:
         scrape = Scrape(self.settings, self._client())
-        up = GaugeMetricFamily(PREFIX + "exporter_source_up",
-                               "1 when the last scrape could read the source, else 0.", labels=["source"])
-        took = GaugeMetricFamily(PREFIX + "exporter_source_seconds",
-                                 "Seconds the last scrape spent reading the source.", labels=["source"])
+        up = GaugeMetricFamily(
+            PREFIX + "exporter_source_up",
+            "1 when the last scrape could read the source, else 0.",
+            labels=["source"],
+        )
+        took = GaugeMetricFamily(
+            PREFIX + "exporter_source_seconds",
+            "Seconds the last scrape spent reading the source.",
+            labels=["source"],
+        )
         for name, source in self.sources.items():
             started = time.monotonic()
             try:
                 families = list(source(scrape))
             except Exception as exc:  # noqa: BLE001  (one source down: the others are still answered)
-                log.warning("exporter: %s not read: %s: %s", name, type(exc).__name__, str(exc)[:200])
+                log.warning(
+                    "exporter: %s not read: %s: %s", name, type(exc).__name__, str(exc)[:200]
+                )
                 families, ok = [], 0
             else:
                 ok = 1

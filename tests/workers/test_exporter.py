@@ -58,15 +58,21 @@ def test_checks_by_service_and_state_and_the_oldest_waiting(database_url, redis_
     now = utcnow()
     set_checks(ids[:1], status=CheckStatus.DONE.value)
     set_checks(ids[1:2], status=CheckStatus.FAILED.value)
-    set_checks(ids[2:3], status=CheckStatus.RUNNING.value, updated_at=now - dt.timedelta(seconds=600))
+    set_checks(
+        ids[2:3], status=CheckStatus.RUNNING.value, updated_at=now - dt.timedelta(seconds=600)
+    )
     set_checks(ids[3:4], updated_at=now - dt.timedelta(seconds=120))  # pending for two minutes
 
     found = scrape()
 
-    states = {state: value(found, "voxqueue_checks", service="shumei", state=state)
-              for state in ("pending", "running", "closing", "done", "failed")}
+    states = {
+        state: value(found, "voxqueue_checks", service="shumei", state=state)
+        for state in ("pending", "running", "closing", "done", "failed")
+    }
     assert states == {"pending": 2, "running": 1, "closing": 0, "done": 1, "failed": 1}
-    assert value(found, "voxqueue_checks", service="soe", state="pending") == 0  # every service, zeros too
+    assert (
+        value(found, "voxqueue_checks", service="soe", state="pending") == 0
+    )  # every service, zeros too
     running = value(found, "voxqueue_oldest_check_age_seconds", service="shumei", state="running")
     pending = value(found, "voxqueue_oldest_check_age_seconds", service="shumei", state="pending")
     assert 600 <= running < 900 and 120 <= pending < 420
@@ -91,11 +97,15 @@ def test_messages_waiting_per_queue_with_kombus_priority_sub_queues(redis_url):
 
 
 def test_counters_from_every_process_and_host_add_up(redis_url):
-    throttled = VendorError("soe", "RequestLimitExceeded", "slow down", disposition=Disposition.THROTTLED)
+    throttled = VendorError(
+        "soe", "RequestLimitExceeded", "slow down", disposition=Disposition.THROTTLED
+    )
     for _ in range(3):
         metrics.count("vendor_requests", vendor="soe")
     metrics.vendor_error("soe", throttled)
-    metrics.vendor_error("soe", VendorError("soe", "http_5xx", "HTTP 503", disposition=Disposition.RETRY))
+    metrics.vendor_error(
+        "soe", VendorError("soe", "http_5xx", "HTTP 503", disposition=Disposition.RETRY)
+    )
     other_host = redis.Redis.from_url(redis_url)
     other_host.hincrby(metrics.KEY, metrics.field("vendor_requests", {"vendor": "soe"}), 4)
     other_host.hincrby(metrics.KEY, metrics.field("no_such_family", {}), 1)  # an older version's
@@ -104,8 +114,13 @@ def test_counters_from_every_process_and_host_add_up(redis_url):
     found = scrape(sources={"broker": exporter.broker})
 
     assert value(found, "voxqueue_vendor_requests_total", vendor="soe") == 7
-    assert value(found, "voxqueue_vendor_requests_total", vendor="asr") == 0  # every vendor from the start
-    assert value(found, "voxqueue_vendor_errors_total", vendor="soe", reason="RequestLimitExceeded") == 1
+    assert (
+        value(found, "voxqueue_vendor_requests_total", vendor="asr") == 0
+    )  # every vendor from the start
+    assert (
+        value(found, "voxqueue_vendor_errors_total", vendor="soe", reason="RequestLimitExceeded")
+        == 1
+    )
     assert value(found, "voxqueue_vendor_errors_total", vendor="soe", reason="http_5xx") == 1
     assert value(found, "voxqueue_vendor_throttles_total", vendor="soe", source="vendor") == 1
     assert value(found, "voxqueue_vendor_throttles_total", vendor="soe", source="shared_limit") == 0
@@ -126,11 +141,15 @@ def test_the_shared_limit_counts_requests_and_the_ones_it_sends_away(redis_url, 
     assert value(found, "voxqueue_vendor_throttles_total", vendor="asr", source="shared_limit") == 1
 
 
-def test_poison_checks_and_breaker_openings_are_counted(database_url, redis_url, tmp_path, monkeypatch):
+def test_poison_checks_and_breaker_openings_are_counted(
+    database_url, redis_url, tmp_path, monkeypatch
+):
     monkeypatch.setenv("VOXQUEUE_MAX_DELIVERIES", "1")
     reset_settings()
     (check_id,) = checks(tmp_path, 1)
-    set_checks([check_id], status=CheckStatus.RUNNING.value, lease_until=utcnow() - dt.timedelta(seconds=1))
+    set_checks(
+        [check_id], status=CheckStatus.RUNNING.value, lease_until=utcnow() - dt.timedelta(seconds=1)
+    )
     with transaction() as conn:  # its last delivery died holding it
         lease = leases.take_lease(conn, check_id, get_settings())
         assert leases.poisoned(conn, lease, get_settings())
@@ -159,11 +178,15 @@ def test_housekeepings_recoveries_are_counted_by_kind(broker, tmp_path):  # noqa
     housekeeping.run_round()
     found = scrape()
 
-    kinds = {kind: value(found, "voxqueue_housekeeping_recoveries_total", kind=kind)
-             for kind in ("dead_holder", "orphaned", "lost_message")}
+    kinds = {
+        kind: value(found, "voxqueue_housekeeping_recoveries_total", kind=kind)
+        for kind in ("dead_holder", "orphaned", "lost_message")
+    }
     assert kinds == {"dead_holder": 1, "orphaned": 1, "lost_message": 1}
     assert value(found, "voxqueue_broker_losses_total") == 0
-    assert value(found, "voxqueue_queue_messages", queue="shumei") == 2  # alone, and the two grouped
+    assert (
+        value(found, "voxqueue_queue_messages", queue="shumei") == 2
+    )  # alone, and the two grouped
 
 
 def test_the_broker_losing_its_data_is_counted(broker, tmp_path):  # noqa: F811
@@ -179,8 +202,12 @@ def test_the_broker_losing_its_data_is_counted(broker, tmp_path):  # noqa: F811
 
 def test_callbacks_are_counted_by_the_state_they_reached(database_url, redis_url, keys):
     make_check(database_url, "gme", "gme-task-1")
-    app = create_app(get_settings(), lambda event_id: None, query=lambda check_id: None,
-                     broker_probe=lambda: None)
+    app = create_app(
+        get_settings(),
+        lambda event_id: None,
+        query=lambda check_id: None,
+        broker_probe=lambda: None,
+    )
     with serve(app) as url:
         client, body = Client(url, database_url), gme_body("gme-task-1")
         assert client.gme(body, sign_callback(body, keys["gme"])).status_code == 200
@@ -192,7 +219,10 @@ def test_callbacks_are_counted_by_the_state_they_reached(database_url, redis_url
             return states if len(states) == 2 else None
 
         states = wait_until(counted, 10, interval=0.1)
-    assert states == {(("state", "received"), ("vendor", "gme")): 1, (("state", "refused"), ("vendor", "gme")): 1}
+    assert states == {
+        (("state", "received"), ("vendor", "gme")): 1,
+        (("state", "refused"), ("vendor", "gme")): 1,
+    }
 
 
 def test_a_source_that_cannot_be_read_is_down_and_the_others_still_answer(redis_url, monkeypatch):
@@ -212,13 +242,16 @@ def test_counting_never_fails_the_caller_when_redis_is_down(redis_url, monkeypat
     monkeypatch.setenv("VOXQUEUE_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens there
     reset_settings()
     metrics.count("vendor_requests", vendor="soe")  # no exception
-    metrics.vendor_error("soe", VendorError("soe", "connection", "down", disposition=Disposition.RETRY))
+    metrics.vendor_error(
+        "soe", VendorError("soe", "connection", "down", disposition=Disposition.RETRY)
+    )
     monkeypatch.setenv("VOXQUEUE_BROKER_URL", redis_url)
     reset_settings()
     monkeypatch.setattr(metrics._sink, "paused_until", 0.0)  # the pause after a failure is over
     metrics.count("vendor_requests", vendor="soe")
     assert redis.Redis.from_url(redis_url).hgetall(metrics.KEY) == {
-        metrics.field("vendor_requests", {"vendor": "soe"}).encode(): b"1"}
+        metrics.field("vendor_requests", {"vendor": "soe"}).encode(): b"1"
+    }
 
 
 def count_calls() -> list[tuple[str, str, set[str]]]:
@@ -229,22 +262,45 @@ def count_calls() -> list[tuple[str, str, set[str]]]:
             continue
         inside = path == ROOT / "tasks" / "metrics.py"
         for node in ast.walk(ast.parse(path.read_text())):
-            qualified = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                         and isinstance(node.func.value, ast.Name) and node.func.value.id == "metrics"
-                         and node.func.attr in ("count", "add"))
-            bare = inside and isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                node.func.id in ("count", "add") and node.args and isinstance(node.args[0], ast.Constant)
+            qualified = (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "metrics"
+                and node.func.attr in ("count", "add")
+            )
+            bare = (
+                inside
+                and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("count", "add")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            )
             if qualified or bare:
-                name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
-                calls.append((f"{path.relative_to(ROOT)}:{node.lineno}", name, {k.arg for k in node.keywords}))
+                name = (
+                    node.args[0].value
+                    if node.args and isinstance(node.args[0], ast.Constant)
+                    else None
+                )
+                calls.append(
+                    (
+                        f"{path.relative_to(ROOT)}:{node.lineno}",
+                        name,
+                        {k.arg for k in node.keywords},
+                    )
+                )
     return calls
 
 
 def test_every_count_in_the_code_names_a_declared_family_with_its_labels():
     calls = count_calls()
     assert len(calls) >= 10
-    wrong = [(where, name, labels) for where, name, labels in calls
-             if name not in metrics.FAMILIES or labels != set(metrics.FAMILIES[name].labels)]
+    wrong = [
+        (where, name, labels)
+        for where, name, labels in calls
+        if name not in metrics.FAMILIES or labels != set(metrics.FAMILIES[name].labels)
+    ]
     assert wrong == []
 
 
@@ -255,8 +311,14 @@ def test_the_exporter_says_in_one_line_when_its_port_is_taken(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run(voxqueue_command("exporter", "--port", str(port)), capture_output=True, text=True,
-                              timeout=60, check=False, cwd=tmp_path)
+        proc = subprocess.run(
+            voxqueue_command("exporter", "--port", str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
     assert proc.returncode == 1
     line = f"voxqueue: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert proc.stderr.strip().splitlines() == [line]
@@ -269,7 +331,9 @@ def test_metric_names_follow_prometheus_conventions(redis_url):
     assert all(f.name.startswith("voxqueue_") and f.documentation for f in families)
     counters = {f.name.removeprefix("voxqueue_") for f in families if f.type == "counter"}
     assert counters == set(metrics.FAMILIES)  # every declared counter is published, seeded or not
-    assert all(s.name.endswith("_total") for f in families if f.type == "counter" for s in f.samples)
+    assert all(
+        s.name.endswith("_total") for f in families if f.type == "counter" for s in f.samples
+    )
     assert json.loads(metrics.field("x", {"b": "1", "a": "2"})) == ["x", {"a": "2", "b": "1"}]
 
 
@@ -300,11 +364,18 @@ def test_the_dashboard_and_the_alerts_query_only_published_metrics(database_url,
     queried = promql_names(" ".join(exprs + [r["expr"] for r in rules]))
     published = published_names()
     assert queried - published == set()
-    for name in ("voxqueue_checks", "voxqueue_queue_messages", "voxqueue_oldest_check_age_seconds",
-                 "voxqueue_vendor_errors_total", "voxqueue_vendor_throttles_total",
-                 "voxqueue_housekeeping_recoveries_total"):
+    for name in (
+        "voxqueue_checks",
+        "voxqueue_queue_messages",
+        "voxqueue_oldest_check_age_seconds",
+        "voxqueue_vendor_errors_total",
+        "voxqueue_vendor_throttles_total",
+        "voxqueue_housekeeping_recoveries_total",
+    ):
         assert name in queried  # a panel for each of them
-    sources = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    sources = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
     uids = {p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p}
     assert uids == {sources["datasources"][0]["uid"]}
 
