@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import redis
 
+from tasks import metrics
 from vendors.errors import Disposition, VendorError
 
 OUTAGE = (Disposition.RETRY,)  # throttling is the rate limit's business, not an outage
@@ -78,8 +79,8 @@ class Breaker:
         """Count a call's outcome; errors of other parties (fetching our audio) do not count."""
         if error is None:
             self.success(vendor)
-        elif error.disposition in OUTAGE and error.vendor == vendor:
-            self.failure(vendor)
+        elif error.disposition in OUTAGE and error.vendor == vendor and self.failure(vendor):
+            metrics.count("breaker_openings", vendor=vendor)
 
 
 class CircuitOpen(Exception):

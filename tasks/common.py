@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
+from tasks import metrics
 from tasks.leases import ACTIVE, Lease, finish, poisoned, release, renew, take_lease
 from tasks.status import refresh_job
 from vendors.errors import VendorError
@@ -48,6 +49,7 @@ def unexpected(service: str, exc: Exception) -> VendorError:
     its lease to lapse and its deliveries to run out."""
     log.error("%s: unexpected %s: %s", service, type(exc).__name__, str(exc)[:200],
               exc_info=log.isEnabledFor(logging.DEBUG))
+    metrics.count("checks_poisoned", service=service, cause="exception")
     return VendorError(service, type(exc).__name__, f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
 
 

@@ -42,7 +42,7 @@ from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, Marker
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import liveness, streams
+from tasks import liveness, metrics, streams
 from tasks.common import ACTIVE
 from tasks.dispatch import TASK_FOR, enqueue
 from tasks.leases import ENDED
@@ -67,6 +67,7 @@ class Round:
     grouped: list[tuple[int, str]] = field(default_factory=list)  # checks whose message was lost
     merges: list[int] = field(default_factory=list)
     streams_ended: int = 0
+    orphaned: int = 0  # of ``grouped``, those a dead worker's messages carried (the rest: lost)
 
     @property
     def count(self) -> int:
@@ -99,6 +100,7 @@ def _round(client: redis.Redis, settings: Settings) -> Round:
     orphans = set().union(*(carried.get(h, set()) for h in dead)) - in_flight
     waiting = _waiting(now, settings, client, everything=found.broker_lost, among=orphans)
     found.grouped = [(i, s) for i, s in waiting if i not in in_flight and i not in taken]
+    found.orphaned = sum(1 for i, _ in found.grouped if i in orphans)
     found.merges = _unmerged(now, everything=found.broker_lost)
     found.streams_ended = streams.end_overdue()  # closed streams whose end callback never came
     liveness.forget(client, dead)
@@ -119,6 +121,19 @@ def _send(found: Round) -> None:
         enqueue(found.grouped)
     for event_id in found.merges:
         app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
+    metrics.add_all(recoveries(found))
+
+
+def recoveries(found: Round) -> list[tuple[str, int, dict[str, str]]]:
+    """What the round sent again, as counts (:mod:`tasks.metrics`)."""
+    lost = len(found.grouped) - found.orphaned
+    kind = "broker_loss" if found.broker_lost else "lost_message"
+    return [("broker_losses", int(found.broker_lost), {}),
+            ("housekeeping_recoveries", len(found.alone), {"kind": "dead_holder"}),
+            ("housekeeping_recoveries", found.orphaned, {"kind": "orphaned"}),
+            ("housekeeping_recoveries", lost, {"kind": kind}),
+            ("housekeeping_recoveries", len(found.merges), {"kind": "callback"}),
+            ("housekeeping_recoveries", found.streams_ended, {"kind": "stream_ended"})]
 
 
 def _broker_lost(client: redis.Redis) -> bool:

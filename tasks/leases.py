@@ -38,7 +38,7 @@ from config.settings import Settings
 from models import Batch, Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
 from models.db import autocommit
-from tasks import liveness
+from tasks import liveness, metrics
 from tasks.status import SoleCheck, refresh_job_row
 
 log = logging.getLogger("voxqueue.tasks")
@@ -223,6 +223,7 @@ def poisoned(conn: Connection, lease: Lease, settings: Settings) -> bool:
     if lease.deliveries < settings.max_deliveries:
         return False
     fail(conn, lease, "poison", f"its worker died {lease.deliveries} times while processing it")
+    metrics.count("checks_poisoned", service=lease.service, cause="deliveries")
     return True
 
 

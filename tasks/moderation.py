@@ -22,7 +22,7 @@ from config.settings import Settings, get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, keys, leases, liveness
+from tasks import breaker, common, crashpoints, keys, leases, liveness, metrics
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
@@ -194,6 +194,7 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     except (Throttled, breaker.CircuitOpen) as pause:
         _step_aside(ids, pause.wait, later)
     except VendorError as error:
+        metrics.vendor_error(batch.service, error)
         breaker.breaker().record(batch.service, error)
         _on_error(ids, error, later)
     except INFRA_ERRORS:
@@ -241,6 +242,7 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
     if retry_ids:
         later.add(retry_ids, error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0))
         later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
+        metrics.add("vendor_retries", len(retry_ids), vendor=error.vendor, scope="check")
 
 
 def _send_again(task, later: Later) -> None:

@@ -17,7 +17,7 @@ from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common, locks, soe_async
+from tasks import clients, common, locks, metrics, soe_async
 from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule
 from tasks.shumei import endpoint_of
@@ -69,6 +69,8 @@ def _gme_group(group: list[tuple[int, str]]) -> bool:
         take("gme_result", max_wait=5.0)  # DescribeScanResultList has a limit of its own
         results = clients.gme(get_settings()).describe_scan_results([task_id for _, task_id in group])
     except (Throttled, VendorError) as error:
+        if isinstance(error, VendorError):
+            metrics.vendor_error("gme", error)
         log.warning("gme poll failed: %s", error, extra={"reason": getattr(error, "reason", "throttled")})
         return False
     by_task = {r.task_id: r for r in results}
@@ -93,6 +95,7 @@ def poll_shumei() -> int:
             except Throttled:
                 break
             except VendorError as error:
+                metrics.vendor_error("shumei", error)
                 result = None if error.disposition is not Disposition.PERMANENT else error
             calls += 1
             _merge_round([(check_id, result)])

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import redis
 
+from tasks import metrics
+
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -225,6 +227,7 @@ def take(vendor: str, max_wait: float = 1.0) -> None:
     from config.settings import get_settings
 
     slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait)
+    metrics.slot(vendor, slot.granted)  # a request leaves now (vendors.http.gate), or steps aside
     if not slot.granted:
         raise Throttled(vendor, slot.wait)
 

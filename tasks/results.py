@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common
+from tasks import common, metrics
 from tasks.infra import INFRA_ERRORS
 from tasks.status import refresh_job, strictest
 from vendors import asr, gme, safejson, shumei, tupu
@@ -179,9 +179,12 @@ def merge(self, event_id: int) -> None:
             if self.request.retries < UNKNOWN_RETRIES:
                 raise self.retry(countdown=2 ** self.request.retries)
             event.state, event.note = "unknown", "no check has this vendor task id"
+            metrics.count("callback_events", vendor=event.vendor, state="unknown")
             return
         event.check_id = check.id
         _merge(session, event, check)
+        vendor, state = event.vendor, event.state
+    metrics.count("callback_events", vendor=vendor, state=state)  # merged or ignored
 
 
 def _merge(session, event: CallbackEvent, check: Check) -> None:

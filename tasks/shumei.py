@@ -22,7 +22,7 @@ from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common, moderation
+from tasks import clients, common, metrics, moderation
 from tasks.infra import INFRA_ERRORS
 from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
@@ -100,6 +100,7 @@ def query(self, check_id: int) -> None:
     except Throttled as throttled:
         raise self.retry(countdown=throttled.wait) from throttled
     except VendorError as error:
+        metrics.vendor_error("shumei", error)
         result = error if error.disposition is Disposition.PERMANENT else None
     _record_answer(check_id, result)
 

@@ -34,7 +34,7 @@ from config.settings import Settings, get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, decoder, liveness
+from tasks import breaker, common, crashpoints, decoder, liveness, metrics
 from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
@@ -365,6 +365,7 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             with http.gate(lambda: take("soe", max_wait=2.0)):  # the slot is taken as the chunk leaves
                 return call()
         except VendorError as error:
+            metrics.vendor_error("soe", error)
             found = recover() if recover is not None and isinstance(error, TransportError | BadResponse) else None
             if found is not None:
                 return found
@@ -376,6 +377,7 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             else:
                 raise
             seq = chunk.seq if chunk else "query"
+            metrics.count("vendor_retries", vendor="soe", scope="request")
             log.info("soe retry: %s", error.summary(), extra={"seq": seq, "reason": error.reason,
                                                               "wait_s": round(pause, 3)})
             sleep(pause)
@@ -401,6 +403,7 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
                    "next_poll_at": None, "deadline_at": None}
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
+    metrics.count("vendor_retries", vendor="soe", scope="check")
     common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
     return backoff(attempts, base=1.0, cap=300.0)
 

@@ -20,7 +20,7 @@ from config.settings import Settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common
+from tasks import common, metrics
 from tasks.dispatch import enqueue
 from tasks.soe import POLL_CAP_S, client, new_session_id, params_for, raw_result, scores_of
 from vendors.errors import Disposition, VendorError
@@ -42,6 +42,7 @@ def poll_one(check_id: int, settings: Settings) -> bool:
     try:
         result = client(settings).query(session_id, params_for(options))
     except VendorError as error:
+        metrics.vendor_error("soe", error)
         _after_error(check_id, error, settings)
         return True
     with session_scope() as session:

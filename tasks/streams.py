@@ -29,7 +29,7 @@ from config.settings import get_settings
 from models import Batch, Check, CheckStatus, Job
 from models.base import utcnow
 from models.db import session_scope
-from tasks import breaker, clients
+from tasks import breaker, clients, metrics
 from tasks.moderation import MAX_ATTEMPTS
 from tasks.ratelimit import Throttled, take
 from tasks.results import finish_stream, lock_check
@@ -119,6 +119,7 @@ def close_at_tupu(task_id: str, *, sleep: Callable[[float], None] = time.sleep) 
                                       code=error.code, status=error.status) from error
                 wait = backoff(attempts, base=0.5, cap=8.0)
             log.debug("tupu close failed, again in %.1f s: %s", wait, error.summary())
+            metrics.count("vendor_retries", vendor=VENDOR, scope="request")
         sleep(wait)
 
 
@@ -132,6 +133,7 @@ def _close_once(client, task_id: str) -> None:
         raise VendorError(VENDOR, "paused", str(pause).removeprefix(f"{VENDOR}: "),
                           disposition=Disposition.THROTTLED, retry_after=pause.wait) from pause
     except VendorError as error:
+        metrics.vendor_error(VENDOR, error)
         breaker.breaker().record(VENDOR, error)
         raise
     breaker.breaker().record(VENDOR, None)

@@ -222,6 +222,19 @@ def webhooks(host, port) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=options.PORT, default=9808, show_default=True)
+def exporter(host, port) -> None:
+    """Serve the pipeline's metrics for Prometheus at /metrics."""
+    from workers.exporter import StartupError, run
+
+    try:
+        run(host, port)
+    except StartupError as exc:
+        raise Failure(str(exc)) from exc
+
+
+@cli.command()
 @click.option("--batch", help="Only this batch.")
 def status(batch) -> None:
     """Counts of jobs and vendor checks by state."""

@@ -19,6 +19,7 @@ no key configured, 408 body too slow, 413 body over 1 MiB, 503 not stored or not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from config.broker import broker_url
 from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, CheckStatus
 from models.db import engine_for, session_scope
+from tasks import metrics
 from vendors.asr import CALLBACK_ACK
 from workers.webhook_views import (
     Delivery,
@@ -142,6 +144,7 @@ class Receiver:
             except Refused as refused:
                 log.warning("%s callback refused: %s", vendor, refused.reason,
                             extra={"vendor": vendor, "reason": refused.reason})
+                self.tally(vendor, "refused")
                 response = web.json_response({"error": refused.reason}, status=refused.status)
                 if refused.status == 408:
                     response.force_close()  # the rest of the body is not read
@@ -160,7 +163,9 @@ class Receiver:
             if state == "received":
                 await self.blocking(self.enqueue, event_id)
         except Exception as exc:  # noqa: BLE001  (a 503, so the vendor retries; never echo the error: it may quote the body or a URL)
+            self.tally(inbound.vendor, "unavailable")
             return _unavailable(inbound.vendor, step, exc)
+        self.tally(inbound.vendor, state)  # received, or unknown
         return web.json_response(ack)
 
     async def signal(self, inbound: Signal, ack: dict[str, Any]) -> web.Response:
@@ -172,11 +177,20 @@ class Receiver:
                 step = "enqueue"
                 await self.blocking(self.query, check_id)
         except Exception as exc:  # noqa: BLE001  (as in accept)
+            self.tally(inbound.vendor, "unavailable")
             return _unavailable(inbound.vendor, step, exc)
+        self.tally(inbound.vendor, "signal")
         outcome = "a query of its check" if check_id is not None else "nothing to ask"
         log.info("%s callback without a token: %s", inbound.vendor, outcome,
                  extra={"vendor": inbound.vendor, "check_id": check_id})
         return web.json_response(ack)
+
+    def tally(self, vendor: str, state: str) -> None:
+        """Count a callback by the state it reached (:mod:`tasks.metrics`), in the pool: a Redis
+        round trip never runs on the event loop."""
+        with contextlib.suppress(RuntimeError):  # the pool is shutting down: the count is lost
+            if self.executor is not None:
+                self.executor.submit(metrics.count, "callback_events", vendor=vendor, state=state)
 
     async def health(self) -> tuple[int, dict[str, str]]:
         names = list(self.probes)
