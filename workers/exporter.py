@@ -7,15 +7,7 @@ one pipeline), so every host and process is counted once, however many exporters
 The collector is a list of *sources*, each a function from a :class:`Scrape` to metric
 families. A source that fails (its database or broker down) leaves its families out and
 sets ``voxqueue_exporter_source_up{source}`` to 0; the others are still answered. One
-more family is one more function in :data:`SOURCES`, e.g. for the shared limits::
-
-    def limits(scrape: Scrape) -> Iterator[Metric]:
-        family = GaugeMetricFamily(PREFIX + "rate_limit_saturated", "...", labels=["service"])
-        for service, state in ratelimit.limit_states(scrape.broker).items():
-            family.add_metric([service], int(state.saturated))
-        yield family
-
-    SOURCES["limits"] = limits
+more family is one more function in :data:`SOURCES` (``limits`` below is one).
 """
 
 from __future__ import annotations
@@ -42,7 +34,7 @@ from config.settings import SERVICES, Settings, get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import metrics
+from tasks import metrics, ratelimit
 
 log = logging.getLogger("voxqueue.exporter")
 
@@ -183,7 +175,30 @@ def _combinations(labels: dict[str, tuple[str, ...]]) -> list[dict[str, str]]:
     return combos
 
 
-SOURCES: dict[str, Source] = {"database": checks, "broker": broker}
+def limits(scrape: Scrape) -> Iterator[Metric]:
+    """The shared limits over the last seconds (:func:`tasks.ratelimit.limit_states`): the rate
+    granted, the configured limit, requests that waited for a slot, and whether the limit held
+    work back."""
+    labels = ["limit", "setting"]
+    rate = GaugeMetricFamily(PREFIX + "rate_limit_rate", "Requests per second granted by the "
+                             "shared limit, over its window's busy seconds.", labels=labels)
+    limit = GaugeMetricFamily(PREFIX + "rate_limit_limit", "The shared limit's configured "
+                              "requests per second.", labels=labels)
+    held = GaugeMetricFamily(PREFIX + "rate_limit_held_share", "Share of the window's requests "
+                             "that had to wait for a slot (0 to 1).", labels=labels)
+    saturated = GaugeMetricFamily(PREFIX + "rate_limit_saturated", "1 while the shared limit, "
+                                  "not the work, sets the pace.", labels=labels)
+    for name, state in ratelimit.limit_states(scrape.broker).items():
+        values = [name, state.setting]
+        rate.add_metric(values, state.rate)
+        limit.add_metric(values, state.limit)
+        asked = state.granted + state.held
+        held.add_metric(values, state.held / asked if asked else 0.0)
+        saturated.add_metric(values, int(state.saturated))
+    yield from (rate, limit, held, saturated)
+
+
+SOURCES: dict[str, Source] = {"database": checks, "broker": broker, "limits": limits}
 
 
 class PipelineCollector(Collector):

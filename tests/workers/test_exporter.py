@@ -11,6 +11,8 @@ import ast
 import datetime as dt
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from models.base import utcnow
 from models.db import transaction
 from tasks import common, housekeeping, leases, liveness, metrics, ratelimit
 from tasks.breaker import Breaker
+from tasks.ratelimit import RateLimiter
 from tests.pipeline import wait_until
 from tests.tasks.test_housekeeping import DEAD, beating, broker, checks, held_by, set_checks, stale  # noqa: F401
 from tests.workers.webhook_helpers import Client, gme_body, make_check, serve
@@ -395,3 +398,35 @@ def test_compose_runs_the_exporter_and_prometheus_scrapes_it_in_the_monitoring_p
             source = volume.split(":")[0]
             assert not source.startswith("./") or (ROOT / source).exists(), volume
         assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"])
+
+
+def test_a_shared_limit_that_holds_work_back_is_saturated(redis_url, monkeypatch):
+    monkeypatch.setenv("VOXQUEUE_SOE_QPS", "20")
+    reset_settings()
+    client = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(client)  # the workers' limiter, on the broker's Redis
+    time.sleep(1.01 - client.time()[1] / 1e6)  # the counts are kept per second of Redis's clock
+    end = time.monotonic() + 2.0
+
+    def sender() -> None:  # four senders want far more than 20 requests a second
+        while time.monotonic() < end:
+            limiter.acquire("soe", qps=20, max_wait=5)
+
+    senders = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    time.sleep(1.01 - client.time()[1] / 1e6)
+
+    found = scrape(sources={"limits": exporter.limits})
+
+    soe = {"limit": "soe", "setting": "VOXQUEUE_SOE_QPS"}
+    assert value(found, "voxqueue_rate_limit_saturated", **soe) == 1
+    assert value(found, "voxqueue_rate_limit_limit", **soe) == 20
+    assert 0 < value(found, "voxqueue_rate_limit_rate", **soe) <= 20
+    assert 0 < value(found, "voxqueue_rate_limit_held_share", **soe) < 1
+    gme = {"limit": "gme", "setting": "VOXQUEUE_GME_QPS"}
+    assert (value(found, "voxqueue_rate_limit_saturated", **gme),
+            value(found, "voxqueue_rate_limit_rate", **gme)) == (0, 0)  # nobody called GME
+    assert value(found, "voxqueue_exporter_source_up", source="limits") == 1
