@@ -142,4 +142,5 @@ def test_the_exporter_follows_a_batch_with_faults_and_a_stopped_worker(pipeline,
     assert after["voxqueue_exporter_source_up"] == {
         (("source", "database"),): 1,
         (("source", "broker"),): 1,
+        (("source", "limits"),): 1,
     }
