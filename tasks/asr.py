@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import get_settings
-from tasks import clients, moderation
+from tasks import clients, keys, moderation
+from tasks.app import app
 from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
 from vendors.errors import InvalidInput
-from workers.app import app
 
 BODY_LIMIT = 5 * 1024 * 1024
 
@@ -36,7 +36,7 @@ def submit(self, check_ids: list[int] | int) -> None:
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
-    token = moderation.callback_token("asr", check_id, settings)
+    token = keys.callback_token("asr", check_id, settings)
     audio = Path(facts["path"]).read_bytes() if "path" in facts else None
     submitted = clients.asr(settings).submit(
         callback_url=callback_url(settings, "asr", f"/{check_id}/{token}"), audio=audio, url=facts.get("url"),

@@ -99,7 +99,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
 
 
 def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> int:
-    from workers.app import app
+    from tasks.app import app
 
     by_service: dict[str, list[int]] = {}
     for check_id, service in pairs:

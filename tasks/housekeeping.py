@@ -43,11 +43,11 @@ from models import CallbackEvent, Check, Marker
 from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks import liveness, streams
+from tasks.app import app
 from tasks.common import ACTIVE
 from tasks.dispatch import TASK_FOR, enqueue
 from tasks.leases import ENDED
 from tasks.locks import round_lock
-from workers.app import app
 
 log = logging.getLogger("voxqueue.housekeeping")
 

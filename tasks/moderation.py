@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from config.settings import Settings, get_settings
+from config.settings import get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, keys, leases, liveness
+from tasks import breaker, common, crashpoints, keys, leases, liveness, logctx
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
@@ -30,7 +30,6 @@ from tasks.ratelimit import Throttled, take
 from vendors import http
 from vendors.errors import Disposition, VendorError
 from vendors.http import backoff
-from workers import logctx
 
 log = logging.getLogger("voxqueue.moderation")
 
@@ -43,15 +42,6 @@ def idempotency_key(lease: Lease) -> str:
     """A key derived from the job (batch, row key, service) under the deployment's secret:
     the same on every attempt, and not computable by someone who knows only the job."""
     return keys.vendor_key(lease.job.batch, lease.job.key, lease.service, get_settings())
-
-
-def callback_token(service: str, check_id: int, settings: Settings) -> str:
-    """An unguessable token for the callback URL of a vendor that does not sign callbacks.
-
-    ``/callbacks/{service}/{check_id}/{token}``: the receiver recomputes it from the check id,
-    so a callback that arrives before the submission is recorded is still verified.
-    """
-    return keys.callback_token(service, check_id, settings)
 
 
 @dataclass

@@ -35,9 +35,9 @@ from models import Batch, Notification, NotificationState, NotifyEndpoint
 from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks import keys
+from tasks.app import app
 from vendors import http
 from vendors.errors import VendorError
-from workers.app import app
 
 log = logging.getLogger("voxqueue.notify")
 

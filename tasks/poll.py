@@ -18,12 +18,12 @@ from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks import clients, common, locks, soe_async
+from tasks.app import app
 from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule
 from tasks.shumei import endpoint_of
 from vendors.errors import Disposition, VendorError
 from vendors.shumei import ShumeiClient
-from workers.app import app
 
 log = logging.getLogger("voxqueue.poll")
 

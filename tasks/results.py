@@ -17,11 +17,11 @@ from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks import common
+from tasks.app import app
 from tasks.infra import INFRA_ERRORS
 from tasks.status import refresh_job, strictest
 from vendors import asr, gme, safejson, shumei, tupu
 from vendors.errors import BadResponse, Disposition, VendorError
-from workers.app import app
 
 log = logging.getLogger("voxqueue.results")
 

@@ -22,7 +22,8 @@ from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common, moderation
+from tasks import clients, common, keys, moderation
+from tasks.app import app
 from tasks.infra import INFRA_ERRORS
 from tasks.leases import Lease
 from tasks.media import callback_url, local_path, media_url
@@ -30,7 +31,6 @@ from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule
 from vendors.errors import Disposition, VendorError
 from vendors.shumei import ShumeiResult
-from workers.app import app
 
 RAW_FORMATS = {".wav": "wav", ".mp3": "mp3", ".pcm": "pcm", ".raw": "pcm"}
 QUERY_GAP_S = 10
@@ -65,7 +65,7 @@ def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     client = clients.shumei(settings, endpoint)
     raw = Path(facts["path"]).read_bytes() if "path" in facts else None
     pcm = facts.get("fmt") == "pcm"
-    token = moderation.callback_token("shumei", check_id, settings)
+    token = keys.callback_token("shumei", check_id, settings)
     submitted = client.submit(
         facts["key"], url=facts.get("url"), raw=raw, fmt=facts.get("fmt"),
         rate=16000 if pcm else None, track=1 if pcm else None,

@@ -34,7 +34,8 @@ from config.settings import Settings, get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, decoder, liveness
+from tasks import breaker, common, crashpoints, decoder, liveness, logctx
+from tasks.app import app
 from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
@@ -45,8 +46,6 @@ from vendors.errors import BadResponse, Disposition, InvalidInput, TransportErro
 from vendors.http import backoff
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult
 from vendors.tc3 import Credentials
-from workers import logctx
-from workers.app import app
 
 log = logging.getLogger("voxqueue.soe")
 

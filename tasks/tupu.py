@@ -6,10 +6,10 @@ from typing import Any
 
 from config.settings import get_settings
 from tasks import clients, moderation
+from tasks.app import app
 from tasks.leases import Lease
 from tasks.media import callback_url
 from vendors.errors import InvalidInput
-from workers.app import app
 
 CALLBACK_VIOLATIONS_AND_END = 3
 

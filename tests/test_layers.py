@@ -1,0 +1,52 @@
+"""Layers import downwards only: workers -> tasks -> models / vendors / config.
+
+Every module of the lower layers is parsed (its source, not imported), and each import,
+at the top or inside a function, is checked against what its layer may import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# layer -> the top-level packages of the project it must never import
+FORBIDDEN = {
+    "vendors": {"workers", "tasks", "models", "config", "sandbox"},
+    "models": {"workers", "tasks", "sandbox"},
+    "config": {"workers", "tasks", "sandbox"},
+    "tasks": {"workers", "sandbox"},
+    "sandbox": {"workers", "tasks"},
+}
+
+
+def imported(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, top-level package) of every absolute import in the module."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def upward_imports(layer: str) -> list[str]:
+    found = []
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        found += [f"{path.relative_to(ROOT)}:{line} imports {package}"
+                  for line, package in imported(tree) if package in FORBIDDEN[layer]]
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_only_downwards(layer):
+    assert upward_imports(layer) == []
+
+
+def test_the_check_sees_an_import_inside_a_function():
+    tree = ast.parse("def f():\n    from workers.app import app\n    import tasks.soe\n")
+    assert imported(tree) == [(2, "workers"), (3, "tasks")]
