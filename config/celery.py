@@ -20,9 +20,12 @@ HOUSEKEEPING_QUEUE = "housekeeping"
 NOTIFY_QUEUE = "notify"  # outbound notifications (tasks.notify): a receiver that is down waits here alone
 QUEUES = (*SERVICES, "callbacks", POLL_QUEUE, HOUSEKEEPING_QUEUE, NOTIFY_QUEUE)
 
-# Longer than any countdown or ETA a task uses (retries cap at 300 s), so Redis
-# never redelivers a message that a live worker still holds.
+# Longer than any countdown or ETA a task uses, so Redis never redelivers a message that a
+# live worker still holds (a retry waiting for its countdown is held, unacknowledged).
 VISIBILITY_TIMEOUT = 3600
+# The longest countdown any task may give its retry (tasks.policy clamps every one to it): half
+# the visibility timeout, the other half left for the task's run once it is due.
+MAX_COUNTDOWN_S = VISIBILITY_TIMEOUT / 2
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -75,7 +75,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
     then :class:`BrokerUnavailable` is raised; a send interrupted part-way is sent whole
     again (a duplicate message is harmless)."""
     from config.settings import get_settings
-    from vendors.http import backoff
+    from tasks import policy
 
     pairs = list(pairs)
     if not pairs:
@@ -89,7 +89,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
         except BROKER_ERRORS as exc:
             attempt += 1
             waited = time.monotonic() - started
-            pause = backoff(attempt, base=0.5, cap=4.0)
+            pause = policy.BROKER_WAIT.delay(attempt)
             if waited + pause > budget:
                 raise BrokerUnavailable(waited, exc) from exc
             if attempt == 1:

@@ -22,18 +22,17 @@ from config.settings import get_settings
 from models import Check
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, keys, leases, liveness, logctx
+from tasks import breaker, common, crashpoints, keys, leases, liveness, logctx, policy
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.leases import Lease, checks
 from tasks.ratelimit import Throttled, take
 from vendors import http
 from vendors.errors import Disposition, VendorError
-from vendors.http import backoff
 
 log = logging.getLogger("voxqueue.moderation")
 
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = policy.MODERATION.attempts
 FIRST_POLL_S = 2.0
 RESULT_DEADLINE = dt.timedelta(hours=2)
 
@@ -223,19 +222,20 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
             check.attempts += 1 if counted else 0
             check.lease_until = None
             check.error_reason, check.error = error.reason, error.summary()
-            if check.attempts >= MAX_ATTEMPTS:
+            if policy.MODERATION.exhausted(check.attempts):
                 common.fail(check, error.reason, f"gave up after {check.attempts} attempts: {error.summary()}")
             else:
                 retry_ids.append(check.id)
                 attempts = max(attempts, check.attempts)
     if retry_ids:
-        later.add(retry_ids, error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0))
+        later.add(retry_ids, policy.MODERATION.countdown(attempts + 1, error.retry_after))
         later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
 
 
 def _send_again(task, later: Later) -> None:
     if later.ids:
-        raise task.retry(args=_args(task, later.ids), countdown=later.wait, max_retries=None)
+        countdown = policy.MODERATION.countdown(0, later.wait)  # a hint, within the visibility rule
+        raise task.retry(args=_args(task, later.ids), countdown=countdown, max_retries=None)
 
 
 def _args(task, ids: list[int]) -> list:

@@ -22,7 +22,7 @@ from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common, keys, moderation
+from tasks import clients, common, keys, moderation, policy
 from tasks.app import app
 from tasks.infra import INFRA_ERRORS
 from tasks.leases import Lease
@@ -83,7 +83,7 @@ def endpoint_of(result: Any) -> str | None:
 
 
 @app.task(bind=True, name="voxqueue.shumei.query", acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=60, retry_jitter=True)
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap), retry_jitter=True)
 def query(self, check_id: int) -> None:
     """Ask Shumei for one check's result now (an unauthenticated callback named it).
 
@@ -98,7 +98,7 @@ def query(self, check_id: int) -> None:
         take("shumei", max_wait=5.0)
         result: ShumeiResult | VendorError | None = clients.shumei(get_settings(), endpoint).query(bt_id)
     except Throttled as throttled:
-        raise self.retry(countdown=throttled.wait) from throttled
+        raise self.retry(countdown=policy.MODERATION.countdown(0, throttled.wait)) from throttled
     except VendorError as error:
         result = error if error.disposition is Disposition.PERMANENT else None
     _record_answer(check_id, result)

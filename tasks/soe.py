@@ -34,7 +34,7 @@ from config.settings import Settings, get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, decoder, liveness, logctx
+from tasks import breaker, common, crashpoints, decoder, liveness, logctx, policy
 from tasks.app import app
 from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
@@ -43,17 +43,13 @@ from tasks.limits import SoeLimits
 from tasks.ratelimit import Throttled, take
 from vendors import http
 from vendors.errors import BadResponse, Disposition, InvalidInput, TransportError, VendorError
-from vendors.http import backoff
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult
 from vendors.tc3 import Credentials
 
 log = logging.getLogger("voxqueue.soe")
 
-CHUNK_TRIES = 4  # in-process tries of one chunk before the task itself is retried
-THROTTLE_WAIT_S = 20.0  # in-process waiting on throttling before the task is retried
 ONESHOT_MAX_BYTES = 3 * 1024 * 1024  # one TransmitOralProcess request (VoiceLengthTooLong above it)
 FIRST_POLL_S = 1.0  # an async session's first IsQuery, after its final chunk
-POLL_CAP_S = 10.0
 Result = SoeResult | KeywordResult
 
 
@@ -150,7 +146,8 @@ def evaluate(self, check_ids: list[int] | int) -> None:
         enqueue([(check_id, "soe") for check_id in handed_back])
     if again:
         args = [list(again)] if isinstance(check_ids, list) else [ids[0]]
-        raise self.retry(args=args, countdown=max(again.values()), exc=last_error, max_retries=None)
+        raise self.retry(args=args, countdown=policy.soe(settings).countdown(0, max(again.values())),
+                         exc=last_error, max_retries=None)
 
 
 def _pauses_the_rest(why: Exception) -> bool:
@@ -336,15 +333,15 @@ def _oneshot(soe: SoeClient, plan: Plan, params: SoeParams, audio: Prepared) -> 
     )
 
 
-def _await_result(soe: SoeClient, plan: Plan, params: SoeParams, tries: int = 10) -> Result:
-    for attempt in range(1, tries + 1):
+def _await_result(soe: SoeClient, plan: Plan, params: SoeParams) -> Result:
+    for attempt in range(1, policy.SOE_RESULT.attempts + 1):
         result = with_chunk_retries(lambda: _query(soe, plan, params), None)
         if result.finished:
             return result
         if isinstance(result, SoeResult) and result.failed:
             raise VendorError("soe", "evaluation_failed", "the vendor's evaluation failed (Status Failed)",
                               disposition=Disposition.RESTART)
-        liveness.pause(backoff(attempt, base=0.2, cap=3.0))
+        liveness.pause(policy.SOE_RESULT.delay(attempt))
     raise VendorError("soe", "result_timeout", "the session never reached Finished", disposition=Disposition.RETRY)
 
 
@@ -367,11 +364,11 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             found = recover() if recover is not None and isinstance(error, TransportError | BadResponse) else None
             if found is not None:
                 return found
-            if error.disposition is Disposition.THROTTLED and waited < THROTTLE_WAIT_S:
-                pause = error.retry_after or backoff(int(waited) + 1, base=0.25, cap=4.0)
-            elif error.disposition is Disposition.RETRY and tries + 1 < CHUNK_TRIES:
+            if error.disposition is Disposition.THROTTLED and waited < policy.SOE_THROTTLE_BUDGET_S:
+                pause = error.retry_after or policy.SOE_THROTTLED.delay(int(waited) + 1)
+            elif error.disposition is Disposition.RETRY and not policy.SOE_CHUNK.exhausted(tries + 1):
                 tries += 1
-                pause = backoff(tries, base=0.2, cap=4.0)
+                pause = policy.SOE_CHUNK.delay(tries)
             else:
                 raise
             seq = chunk.seq if chunk else "query"
@@ -391,7 +388,7 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
         if check is None:
             return None
         attempts = check.attempts + 1
-    if attempts >= settings.soe_max_attempts:
+    if policy.soe(settings).exhausted(attempts):
         _fail(check_id, error)
         return None
     restart = {}
@@ -401,7 +398,7 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
     common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
-    return backoff(attempts, base=1.0, cap=300.0)
+    return policy.soe(settings).countdown(attempts)
 
 
 def _fail(check_id: int, error: VendorError) -> None:

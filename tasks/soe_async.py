@@ -20,9 +20,9 @@ from config.settings import Settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common
+from tasks import common, policy
 from tasks.dispatch import enqueue
-from tasks.soe import POLL_CAP_S, client, new_session_id, params_for, raw_result, scores_of
+from tasks.soe import client, new_session_id, params_for, raw_result, scores_of
 from vendors.errors import Disposition, VendorError
 
 log = logging.getLogger("voxqueue.soe")
@@ -88,7 +88,7 @@ def restart(check_id: int, settings: Settings, reason: str, message: str) -> Non
         if not _waiting(check):
             return
         check.attempts += 1
-        if check.attempts >= settings.soe_max_attempts:
+        if policy.soe(settings).exhausted(check.attempts):
             fail(check, reason, message)
             return
         check.session_id, check.chunks_sent, check.vendor_task_id = new_session_id(), 0, None
@@ -106,7 +106,7 @@ def fail(check: Check, reason: str, message: str) -> None:
 
 def _next_poll(check: Check, now: dt.datetime) -> None:
     check.polls += 1
-    check.next_poll_at = now + dt.timedelta(seconds=min(POLL_CAP_S, 2 ** min(check.polls - 1, 10)))
+    check.next_poll_at = now + dt.timedelta(seconds=policy.SOE_POLL.delay(check.polls))
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

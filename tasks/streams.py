@@ -29,18 +29,15 @@ from config.settings import get_settings
 from models import Batch, Check, CheckStatus, Job
 from models.base import utcnow
 from models.db import session_scope
-from tasks import breaker, clients
-from tasks.moderation import MAX_ATTEMPTS
+from tasks import breaker, clients, policy
 from tasks.ratelimit import Throttled, take
 from tasks.results import finish_stream, lock_check
 from vendors import http
 from vendors.errors import Disposition, VendorError
-from vendors.http import backoff
 
 log = logging.getLogger("voxqueue.streams")
 
 VENDOR = "tupu"
-PAUSE_BUDGET_S = 30.0  # waiting on the shared limit, vendor throttling or an open circuit, in all
 checks = Check.__table__
 
 
@@ -108,16 +105,16 @@ def close_at_tupu(task_id: str, *, sleep: Callable[[float], None] = time.sleep) 
             if not error.retryable:
                 raise
             if error.disposition is Disposition.THROTTLED:  # waiting spends no attempt, within a budget
-                wait = error.retry_after or backoff(attempts + 1, base=0.5, cap=8.0)
+                wait = error.retry_after or policy.STREAM_CLOSE.delay(attempts + 1)
                 paused += wait
-                if paused > PAUSE_BUDGET_S:
+                if paused > policy.STREAM_CLOSE_PAUSE_BUDGET_S:
                     raise
             else:
                 attempts += 1
-                if attempts >= MAX_ATTEMPTS:
+                if policy.STREAM_CLOSE.exhausted(attempts):
                     raise VendorError(VENDOR, error.reason, f"gave up after {attempts} attempts: {error.message}",
                                       code=error.code, status=error.status) from error
-                wait = backoff(attempts, base=0.5, cap=8.0)
+                wait = policy.STREAM_CLOSE.delay(attempts)
             log.debug("tupu close failed, again in %.1f s: %s", wait, error.summary())
         sleep(wait)
 
