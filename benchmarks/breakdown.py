@@ -73,7 +73,7 @@ def _time_http_and_sessions() -> tuple[Timer, Timer]:
     """Timers around every vendor HTTP call and every database session of the task."""
     import models.db as db_mod
     import tasks.common as common_mod
-    import tasks.leases as leases_mod
+    import tasks.lifecycle as leases_mod
     import tasks.soe as soe_mod
     import vendors.http as http_mod
 

@@ -8,7 +8,7 @@ from typing import Any
 from config.settings import get_settings
 from tasks import clients, keys, moderation
 from tasks.app import app
-from tasks.leases import Lease
+from tasks.lifecycle import Lease
 from tasks.media import callback_url, local_path, media_url
 from vendors.errors import InvalidInput
 

@@ -70,7 +70,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
     """Send the tasks for (check id, service) pairs; return how many messages were sent.
 
     ``alone``: one check to a message, whatever the service (checks a dead delivery held:
-    see :func:`tasks.leases.take_leases`). An unreachable broker is tried again with a
+    see :func:`tasks.lifecycle.take_leases`). An unreachable broker is tried again with a
     backoff for up to ``budget`` seconds (``VOXQUEUE_BROKER_WAIT_SECONDS``; 0: one try),
     then :class:`BrokerUnavailable` is raised; a send interrupted part-way is sent whole
     again (a duplicate message is harmless)."""

@@ -13,7 +13,7 @@ is harmless: the claim lets one delivery work and drops the other. A round:
 2. *Dead workers* (:mod:`tasks.liveness`): a holder whose heartbeat lapsed is
    gone. The checks it held go again alone in their messages, where the claim
    charges them the death (a group cannot tell which of its checks killed the
-   worker: :func:`tasks.leases.take_leases`); the checks its unfinished
+   worker: :func:`tasks.lifecycle.take_leases`); the checks its unfinished
    messages carried go again in groups. For a short while after the broker lost
    its data no holder counts as dead: the heartbeats went with the data and
    come back within :data:`tasks.liveness.BEAT_S`.
@@ -46,7 +46,7 @@ from tasks import liveness, streams
 from tasks.app import app
 from tasks.common import ACTIVE
 from tasks.dispatch import TASK_FOR, enqueue
-from tasks.leases import ENDED
+from tasks.lifecycle import ENDED
 from tasks.locks import round_lock
 
 log = logging.getLogger("voxqueue.housekeeping")
@@ -167,7 +167,7 @@ def _lapsed(now: dt.datetime) -> list[tuple[int, str]]:
 
 
 def _end_leases(which) -> list[tuple[int, str]]:
-    """Set the leases ``which`` selects to :data:`~tasks.leases.ENDED` (sent again once per death)."""
+    """Set the leases ``which`` selects to :data:`~tasks.lifecycle.ENDED` (sent again once per death)."""
     statement = (update(Check).where(which, Check.status.in_(ACTIVE), Check.lease_until > ENDED)
                  .values(lease_until=ENDED).returning(Check.id, Check.service))
     with transaction() as conn:

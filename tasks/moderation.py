@@ -16,16 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 
 from config.settings import get_settings
-from models import Check
 from models.base import utcnow
-from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, keys, leases, liveness, logctx, policy
+from models.db import transaction
+from tasks import breaker, common, crashpoints, keys, lifecycle, liveness, logctx, policy
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
-from tasks.leases import Lease, checks
+from tasks.lifecycle import Lease, checks
 from tasks.ratelimit import Throttled, take
 from vendors import http
 from vendors.errors import Disposition, VendorError
@@ -67,24 +66,24 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], di
     batch = Claimed(service)
     job_keys: list[str] = []
     with transaction() as conn:
-        claim = leases.take_leases(conn, check_ids, settings)
+        claim = lifecycle.take_leases(conn, check_ids, settings)
         for lease in claim.leases:
             check_id = lease.check_id
-            if leases.poisoned(conn, lease, settings):
+            if lifecycle.poisoned(conn, lease, settings):
                 continue
             if lease.vendor_task_id:  # an earlier delivery submitted it: never send twice
-                leases.release(check_id, conn)
+                lifecycle.release(check_id, conn)
                 continue
             job_keys.append(lease.job.key)
             try:
                 batch.checks[check_id] = describe(lease) | {"key": idempotency_key(lease), "job": lease.job.key}
             except VendorError as error:
-                leases.fail(conn, lease, error.reason, error.summary())
+                lifecycle.fail(conn, lease, error.reason, error.summary())
             except INFRA_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001  (an input no request can be built from: fail it now)
                 error = common.unexpected(service, exc)
-                leases.fail(conn, lease, error.reason, error.summary())
+                lifecycle.fail(conn, lease, error.reason, error.summary())
     if claim.isolated:  # after the commit: released, so the new messages can claim them
         log.warning("a delivery died holding %d %s check(s): each goes again alone", len(claim.isolated), service,
                     extra={"service": service, "check_ids": claim.isolated})
@@ -157,10 +156,10 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
             check_id = pending[0]
             facts = batch.checks[check_id]
             if later.paused:
-                leases.release(check_id)
+                lifecycle.release(check_id)
                 later.add([check_id], later.wait)
             elif liveness.stopping.is_set():  # the worker is stopping: the rest go to another one
-                leases.release(check_id)
+                lifecycle.release(check_id)
                 handed_back.append(check_id)
             else:
                 one = Claimed(batch.service, {check_id: facts})
@@ -203,7 +202,7 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
 
 def _step_aside(ids: list[int], wait: float, later: Later) -> None:
     for check_id in ids:
-        leases.release(check_id)
+        lifecycle.release(check_id)
     later.add(ids, wait)
     later.paused = True
 
@@ -216,19 +215,11 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
             common.fail_by_id(check_id, error)
         return
     counted = error.disposition is not Disposition.THROTTLED
-    retry_ids, attempts = [], 0
-    with session_scope() as session:
-        for check in session.scalars(select(Check).where(Check.id.in_(ids))):
-            check.attempts += 1 if counted else 0
-            check.lease_until = None
-            check.error_reason, check.error = error.reason, error.summary()
-            if policy.MODERATION.exhausted(check.attempts):
-                common.fail(check, error.reason, f"gave up after {check.attempts} attempts: {error.summary()}")
-            else:
-                retry_ids.append(check.id)
-                attempts = max(attempts, check.attempts)
-    if retry_ids:
-        later.add(retry_ids, policy.MODERATION.countdown(attempts + 1, error.retry_after))
+    with transaction() as conn:
+        again = lifecycle.retry_later(conn, ids, error.reason, error.summary(), counted=counted,
+                                      policy=policy.MODERATION)
+    if again.ids:
+        later.add(again.ids, policy.MODERATION.countdown(again.attempts + 1, error.retry_after))
         later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
 
 

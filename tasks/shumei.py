@@ -25,7 +25,7 @@ from models.db import session_scope
 from tasks import clients, common, keys, moderation, policy
 from tasks.app import app
 from tasks.infra import INFRA_ERRORS
-from tasks.leases import Lease
+from tasks.lifecycle import Lease
 from tasks.media import callback_url, local_path, media_url
 from tasks.ratelimit import Throttled, take
 from tasks.results import apply, reschedule

@@ -28,13 +28,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from config.settings import Settings, get_settings
-from models import Check, CheckStatus
+from models import CheckStatus
 from models.base import utcnow
-from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, decoder, liveness, logctx, policy
+from models.db import transaction
+from tasks import breaker, common, crashpoints, decoder, lifecycle, liveness, logctx, policy
 from tasks.app import app
 from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
@@ -169,7 +167,7 @@ def _evaluate_one(check_id: int, settings: Settings) -> tuple[float, Exception] 
         try:
             plan = Plan.from_lease(lease)
         except Exception as exc:  # noqa: BLE001  (options no request can be built from: see common.unexpected)
-            common.fail_by_id(check_id, common.unexpected("soe", exc))
+            _fail(lease, common.unexpected("soe", exc))
             return None
         return _run(plan, settings)
 
@@ -188,12 +186,12 @@ def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
         breaker.breaker().record("soe", error)
         log.warning("soe failed: %s", error.summary(),
                     extra={"reason": error.reason, "vendor_request_id": error.request_id})
-        wait = _handle_error(plan.check_id, error, settings)
+        wait = _handle_error(plan.lease, error, settings)
         return None if wait is None else (wait, error)
     except INFRA_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001  (fails the check now: see common.unexpected)
-        common.fail_by_id(plan.check_id, common.unexpected("soe", exc))
+        _fail(plan.lease, common.unexpected("soe", exc))
         return None
     breaker.breaker().record("soe", None)
     if result is None:
@@ -299,7 +297,7 @@ def _try_query(soe: SoeClient, plan: Plan, params: SoeParams) -> Result | None:
 
 def _recover(soe: SoeClient, plan: Plan, params: SoeParams, settings: Settings) -> Result | None:
     """Every chunk is in: within the result window, ask for the result; after it, a new session."""
-    deadline = _deadline(plan.check_id)
+    deadline = plan.lease.deadline_at  # read by the claim
     if deadline is None or utcnow() >= deadline:
         raise VendorError("soe", "result_expired", "the session's result window has passed: a new session",
                           disposition=Disposition.RESTART)
@@ -311,12 +309,6 @@ def _recover(soe: SoeClient, plan: Plan, params: SoeParams, settings: Settings) 
     common.release(plan.check_id, vendor_task_id=plan.session_id,  # back to the beat's polling
                    next_poll_at=utcnow() + dt.timedelta(seconds=FIRST_POLL_S))
     return None
-
-
-def _deadline(check_id: int) -> dt.datetime | None:
-    with session_scope() as session:
-        value = session.scalar(select(Check.deadline_at).where(Check.id == check_id))
-    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _oneshot(soe: SoeClient, plan: Plan, params: SoeParams, audio: Prepared) -> SoeResult:
@@ -378,18 +370,12 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             waited += pause
 
 
-def _handle_error(check_id: int, error: VendorError, settings: Settings) -> float | None:
-    """Fail the check, or release it for a retry and return the backoff before it."""
-    if error.disposition is Disposition.PERMANENT:
-        _fail(check_id, error)
-        return None
-    with session_scope() as session:
-        check = session.get(Check, check_id)
-        if check is None:
-            return None
-        attempts = check.attempts + 1
-    if policy.soe(settings).exhausted(attempts):
-        _fail(check_id, error)
+def _handle_error(lease: common.Lease, error: VendorError, settings: Settings) -> float | None:
+    """Fail the check, or release it for a retry and return the backoff before it (its attempts
+    are the lease's: no other delivery works on the check while this one holds it)."""
+    attempts = lease.attempts + 1
+    if error.disposition is Disposition.PERMANENT or policy.soe(settings).exhausted(attempts):
+        _fail(lease, error)
         return None
     restart = {}
     if error.disposition is Disposition.RESTART:  # nothing of the old session is asked for again
@@ -397,15 +383,16 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
                    "next_poll_at": None, "deadline_at": None}
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
-    common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
+    common.release(lease.check_id, attempts=attempts, error_reason=error.reason, error=error.summary(),
+                   **restart)
     return policy.soe(settings).countdown(attempts)
 
 
-def _fail(check_id: int, error: VendorError) -> None:
+def _fail(lease: common.Lease, error: VendorError) -> None:
     """Failed for good; an async session's is forgotten, so ``voxqueue retry`` starts it anew
     and the beat never asks for it again."""
-    common.fail_by_id(check_id, error)
-    common.release(check_id, vendor_task_id=None, next_poll_at=None)
+    with transaction() as conn:
+        lifecycle.fail(conn, lease, error.reason, error.summary(), vendor_task_id=None, next_poll_at=None)
 
 
 def _store(plan: Plan, result: Result, chunks: int) -> None:

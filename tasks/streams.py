@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from config.settings import get_settings
 from models import Batch, Check, CheckStatus, Job
 from models.base import utcnow
-from models.db import session_scope
-from tasks import breaker, clients, policy
+from models.db import session_scope, transaction
+from tasks import breaker, clients, lifecycle, policy
 from tasks.ratelimit import Throttled, take
 from tasks.results import finish_stream, lock_check
 from vendors import http
@@ -137,11 +137,10 @@ def _close_once(client, task_id: str) -> None:
 def mark_closing(check_id: int) -> Closed:
     """A running stream becomes ``closing`` (one conditional UPDATE: an end callback merged
     meanwhile has made it ``done``, and stays so); what it is now."""
-    with session_scope() as session:
-        session.execute(update(checks).where(checks.c.id == check_id, checks.c.status == CheckStatus.RUNNING.value)
-                        .values(status=CheckStatus.CLOSING.value, closed_at=utcnow()))
-        check = session.get(Check, check_id)
-        return Closed(check.status, check.verdict)
+    with transaction() as conn:
+        lifecycle.close(conn, check_id)
+        row = conn.execute(select(checks.c.status, checks.c.verdict).where(checks.c.id == check_id)).one()
+        return Closed(row.status, row.verdict)
 
 
 def end_overdue(limit: int = 500) -> int:

@@ -1,0 +1,57 @@
+"""What one delivery of a service task did with each of its checks, and the line that says so.
+
+A service task returns :func:`summary` of its checks' outcomes: Flower shows it in its result
+column (from the task-succeeded event's ``result``, the repr of what the task returned; no
+result backend is involved), e.g. ``done``, ``retry in 4 s (throttled)``, ``failed: auth``,
+or ``2 done; 1 failed: auth`` for a group. Only reason codes go into it, never a vendor's
+message or anything from a request, so no secret can.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+DONE = "done"  # the result is recorded
+SUBMITTED = "submitted"  # the vendor took it: its result comes by poll or callback
+POLLED = "polled"  # SOE async: every chunk is in, its result is polled on the beat
+FAILED = "failed"  # for good
+RETRY = "retry"  # sent again after ``wait`` seconds
+HANDED_BACK = "handed back"  # the worker is stopping: another one takes it at once
+SKIPPED = "skipped"  # finished, gone or held by another delivery: nothing to do
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    reason: str | None = None  # a reason code (failed, retry): "auth", "throttled", "http_5xx"
+    wait: float = 0.0  # retry: seconds before the retry message is due
+
+    def label(self) -> str:
+        if self.kind == FAILED:
+            return f"failed: {self.reason}"
+        if self.kind == RETRY:
+            return f"retry in {self.wait:.0f} s" + (f" ({self.reason})" if self.reason else "")
+        return self.kind
+
+
+def done() -> Outcome:
+    return Outcome(DONE)
+
+
+def failed(reason: str) -> Outcome:
+    return Outcome(FAILED, reason)
+
+
+def retry(wait: float, reason: str | None) -> Outcome:
+    return Outcome(RETRY, reason, wait)
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """One outcome's label; for several, each distinct label with its count, most first."""
+    if not outcomes:
+        return SKIPPED
+    labels = Counter(o.label() for o in outcomes)
+    if len(outcomes) == 1:
+        return next(iter(labels))
+    return "; ".join(f"{count} {label}" for label, count in labels.most_common())
