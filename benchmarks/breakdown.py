@@ -105,7 +105,7 @@ def child_soe_task(spec: dict) -> dict:
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     for cid in checks:
-        soe_mod.evaluate.apply(args=[cid], throw=True)
+        soe_mod.evaluate.apply(args=[[cid]], throw=True)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     totals, kinds = dict(counts), dict(by_kind)  # the counting query below is not part of the work
     with engine.connect() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from config.celery import ASR_SUBMIT
 from config.settings import get_settings
 from tasks import clients, keys, moderation
 from tasks.app import app
@@ -27,11 +28,10 @@ def describe(lease: Lease) -> dict[str, Any]:
     return {"url": media_url(job, settings, "asr")}
 
 
-@app.task(bind=True, name="voxqueue.asr.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int] | int) -> None:
-    """Submit a group of ASR checks (or one), one request each."""
-    ids = check_ids if isinstance(check_ids, list) else [check_ids]
-    moderation.submit_each(self, moderation.claim_all("asr", ids, describe), _submit)
+@app.task(bind=True, name=ASR_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
+def submit(self, check_ids: list[int]) -> None:
+    """Submit a group of ASR checks, one request each."""
+    moderation.submit_each(self, moderation.claim_all("asr", check_ids, describe), _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:

@@ -25,16 +25,12 @@ import redis
 from kombu.exceptions import InconsistencyError, OperationalError
 from sqlalchemy import select
 
+from config.celery import SERVICE_TASKS
+
 log = logging.getLogger("voxqueue.dispatch")
 BROKER_ERRORS = (OperationalError, InconsistencyError, redis.RedisError, ConnectionError, TimeoutError)
 
-TASK_FOR = {
-    "soe": "voxqueue.soe.evaluate",
-    "gme": "voxqueue.gme.submit",
-    "shumei": "voxqueue.shumei.submit",
-    "asr": "voxqueue.asr.submit",
-    "tupu": "voxqueue.tupu.submit",
-}
+TASK_FOR = SERVICE_TASKS  # service -> its task's name (config.celery: every task takes a list of ids)
 # Services whose task takes a list of check ids: GME's ScanVoice takes up to 100 files in one
 # request; Shumei and ASR take one file per request, but a task submitting ten in turn spends
 # a tenth of the broker and claim overhead per file.
@@ -115,10 +111,9 @@ def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> 
                 group = ids[start:start + size]
                 if size == 1:
                     label = f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
-                    args = [group] if service in BATCHED else [group[0]]  # GME's task takes a list
                 else:
-                    args, label = [group], _group_label(group, labels, service)
-                app.send_task(TASK_FOR[service], args=args, queue=service, producer=producer, declare=[],
+                    label = _group_label(group, labels, service)
+                app.send_task(TASK_FOR[service], args=[group], queue=service, producer=producer, declare=[],
                               argsrepr=label, retry=False)  # enqueue's own wait retries
                 sent += 1
     return sent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.celery import GME_SUBMIT
 from config.settings import get_settings
 from tasks import clients, moderation
 from tasks.app import app
@@ -30,7 +31,7 @@ def describe(lease: Lease) -> dict[str, Any]:
             "open_id": job.options.get("user_id"), "lang": job.options.get("lang") or "en"}
 
 
-@app.task(bind=True, name="voxqueue.gme.submit", acks_late=True, ignore_result=True, max_retries=None)
+@app.task(bind=True, name=GME_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
 def submit(self, check_ids: list[int]) -> None:
     """Submit up to 100 GME checks in one ScanVoice call per kind and language."""
     batch = moderation.claim_all("gme", check_ids[:SCAN_LIMIT], describe)

@@ -38,6 +38,7 @@ import redis
 from sqlalchemy import and_, or_, select, update
 
 from config.broker import shared_client
+from config.celery import CALLBACK_MERGE, HOUSEKEEPING_RECOVER
 from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, Marker
 from models.base import utcnow
@@ -118,7 +119,7 @@ def _send(found: Round) -> None:
     if found.grouped:
         enqueue(found.grouped)
     for event_id in found.merges:
-        app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
+        app.send_task(CALLBACK_MERGE, args=[event_id], queue="callbacks")
 
 
 def _broker_lost(client: redis.Redis) -> bool:
@@ -207,7 +208,7 @@ def _unmerged(now: dt.datetime, *, everything: bool) -> list[int]:
         return list(session.scalars(query.order_by(CallbackEvent.id).limit(LIMIT)))
 
 
-@app.task(name="voxqueue.housekeeping.recover", acks_late=True, ignore_result=True)
+@app.task(name=HOUSEKEEPING_RECOVER, acks_late=True, ignore_result=True)
 def recover() -> int:
     """A housekeeping round, sent by the beat (workers run their own rounds too)."""
     found = run_round()

@@ -226,9 +226,4 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
 def _send_again(task, later: Later) -> None:
     if later.ids:
         countdown = policy.MODERATION.countdown(0, later.wait)  # a hint, within the visibility rule
-        raise task.retry(args=_args(task, later.ids), countdown=countdown, max_retries=None)
-
-
-def _args(task, ids: list[int]) -> list:
-    """A batched task takes a list of ids; a single one takes one id."""
-    return [ids] if isinstance(task.request.args[0], list) else [ids[0]]
+        raise task.retry(args=[later.ids], countdown=countdown, max_retries=None)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 
+from config.celery import NOTIFY_DELIVER, NOTIFY_ROUND
 from config.settings import Settings, get_settings
 from models import Batch, Notification, NotificationState, NotifyEndpoint
 from models.base import utcnow
@@ -42,8 +43,7 @@ from vendors.errors import VendorError
 log = logging.getLogger("voxqueue.notify")
 
 QUEUE = "notify"
-ROUND_TASK = "voxqueue.notify.round"
-DELIVER_TASK = "voxqueue.notify.deliver"
+ROUND_TASK, DELIVER_TASK = NOTIFY_ROUND, NOTIFY_DELIVER
 SIGNATURE_HEADER = "Voxqueue-Signature"
 PER_TASK = 50  # events claimed by one delivery task
 ROUND_LIMIT = 1000  # events looked at by one round (the next round takes the rest)

@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import select
 
 from config.broker import shared_client
+from config.celery import POLL_GME, POLL_SHUMEI, POLL_SOE
 from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
@@ -49,7 +50,7 @@ def due(service: str, limit: int) -> list[tuple[int, str]]:
         return [(check_id, task_id) for check_id, task_id in rows]
 
 
-@app.task(name="voxqueue.poll.gme", acks_late=True, ignore_result=True)
+@app.task(name=POLL_GME, acks_late=True, ignore_result=True)
 def poll_gme() -> int:
     """One round: DescribeScanResultList for due GME checks, 100 task ids a call."""
     with round_lock("gme") as lock:
@@ -76,7 +77,7 @@ def _gme_group(group: list[tuple[int, str]]) -> bool:
     return True
 
 
-@app.task(name="voxqueue.poll.shumei", acks_late=True, ignore_result=True)
+@app.task(name=POLL_SHUMEI, acks_late=True, ignore_result=True)
 def poll_shumei() -> int:
     """One round: query_audio/v4 for each due Shumei check."""
     with round_lock("shumei") as lock:
@@ -113,7 +114,7 @@ def due_shumei(limit: int) -> list[tuple[int, str, str | None]]:
         return [(check_id, bt_id, endpoint_of(result)) for check_id, bt_id, result in rows]
 
 
-@app.task(name="voxqueue.poll.soe", acks_late=True, ignore_result=True)
+@app.task(name=POLL_SOE, acks_late=True, ignore_result=True)
 def poll_soe() -> int:
     """One round: IsQuery for each due SOE async session."""
     with round_lock("soe") as lock:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from config.celery import CALLBACK_MERGE
 from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
@@ -164,7 +165,7 @@ def find_check(session, event: CallbackEvent) -> Check | None:
     return session.scalar(query)
 
 
-@app.task(bind=True, name="voxqueue.callbacks.merge", acks_late=True, ignore_result=True, max_retries=None,
+@app.task(bind=True, name=CALLBACK_MERGE, acks_late=True, ignore_result=True, max_retries=None,
           autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap), retry_jitter=True)
 def merge(self, event_id: int) -> None:
     """Merge a stored callback into its check (idempotent)."""

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from config.broker import broker_url, redis_client
+from config.celery import SHUMEI_QUERY, SHUMEI_SUBMIT
 from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
@@ -52,11 +53,10 @@ def _base64_size(path: Path) -> int:
     return 4 * -(-path.stat().st_size // 3)
 
 
-@app.task(bind=True, name="voxqueue.shumei.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int] | int) -> None:
-    """Submit a group of Shumei checks (or one), one request each."""
-    ids = check_ids if isinstance(check_ids, list) else [check_ids]
-    moderation.submit_each(self, moderation.claim_all("shumei", ids, describe), _submit)
+@app.task(bind=True, name=SHUMEI_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
+def submit(self, check_ids: list[int]) -> None:
+    """Submit a group of Shumei checks, one request each."""
+    moderation.submit_each(self, moderation.claim_all("shumei", check_ids, describe), _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
@@ -82,7 +82,7 @@ def endpoint_of(result: Any) -> str | None:
     return endpoint if isinstance(endpoint, str) and endpoint else None
 
 
-@app.task(bind=True, name="voxqueue.shumei.query", acks_late=True, ignore_result=True, max_retries=None,
+@app.task(bind=True, name=SHUMEI_QUERY, acks_late=True, ignore_result=True, max_retries=None,
           autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap), retry_jitter=True)
 def query(self, check_id: int) -> None:
     """Ask Shumei for one check's result now (an unauthenticated callback named it).

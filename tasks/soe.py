@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from config.celery import SOE_EVALUATE
 from config.settings import Settings, get_settings
 from models import CheckStatus
 from models.base import utcnow
@@ -110,15 +111,15 @@ def client(settings: Settings) -> SoeClient:
     )
 
 
-@app.task(bind=True, name="voxqueue.soe.evaluate", acks_late=True, ignore_result=True, max_retries=None)
-def evaluate(self, check_ids: list[int] | int) -> None:
+@app.task(bind=True, name=SOE_EVALUATE, acks_late=True, ignore_result=True, max_retries=None)
+def evaluate(self, check_ids: list[int]) -> None:
     """Evaluate checks' audio with SOE, one file after another (idempotent: safe to deliver twice).
 
     Large batches travel a few checks to a message (``tasks.dispatch``); a check that
     must go again (throttled, a retryable failure) waits for the others of its group
     and leaves with them in one retry message.
     """
-    ids = check_ids if isinstance(check_ids, list) else [check_ids]
+    ids = list(check_ids)
     settings = get_settings()
     again: dict[int, float] = {}
     last_error: Exception | None = None
@@ -143,8 +144,7 @@ def evaluate(self, check_ids: list[int] | int) -> None:
         log.info("worker stopping: handing back %d soe check(s)", len(handed_back))
         enqueue([(check_id, "soe") for check_id in handed_back])
     if again:
-        args = [list(again)] if isinstance(check_ids, list) else [ids[0]]
-        raise self.retry(args=args, countdown=policy.soe(settings).countdown(0, max(again.values())),
+        raise self.retry(args=[list(again)], countdown=policy.soe(settings).countdown(0, max(again.values())),
                          exc=last_error, max_retries=None)
 
 
