@@ -29,9 +29,9 @@ def describe(lease: Lease) -> dict[str, Any]:
 
 
 @app.task(bind=True, name=ASR_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int]) -> None:
+def submit(self, check_ids: list[int]) -> str:
     """Submit a group of ASR checks, one request each."""
-    moderation.submit_each(self, moderation.claim_all("asr", check_ids, describe), _submit)
+    return moderation.submit_each(self, moderation.claim_all("asr", check_ids, describe), _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:

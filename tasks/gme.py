@@ -32,10 +32,10 @@ def describe(lease: Lease) -> dict[str, Any]:
 
 
 @app.task(bind=True, name=GME_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int]) -> None:
+def submit(self, check_ids: list[int]) -> str:
     """Submit up to 100 GME checks in one ScanVoice call per kind and language."""
     batch = moderation.claim_all("gme", check_ids[:SCAN_LIMIT], describe)
-    moderation.submit_with_retries(self, batch, _scan)
+    return moderation.submit_with_retries(self, batch, _scan)
 
 
 def groups(checks: dict[int, dict[str, Any]]) -> dict[tuple[bool, str], list[tuple[int, dict[str, Any]]]]:

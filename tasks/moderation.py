@@ -21,10 +21,11 @@ from sqlalchemy import bindparam, update
 from config.settings import get_settings
 from models.base import utcnow
 from models.db import transaction
-from tasks import breaker, common, crashpoints, keys, lifecycle, liveness, logctx, policy
+from tasks import breaker, common, crashpoints, keys, lifecycle, liveness, logctx, outcome, policy
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.lifecycle import Lease, checks
+from tasks.outcome import Outcome
 from tasks.ratelimit import Throttled, take
 from vendors import http
 from vendors.errors import Disposition, VendorError
@@ -57,6 +58,7 @@ class Claimed:
 
     service: str
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)  # check id -> request facts
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # checks the claim already settled
 
 
 def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], dict[str, Any]]) -> Claimed:
@@ -70,20 +72,24 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], di
         for lease in claim.leases:
             check_id = lease.check_id
             if lifecycle.poisoned(conn, lease, settings):
+                batch.outcomes[check_id] = outcome.failed("poison")
                 continue
             if lease.vendor_task_id:  # an earlier delivery submitted it: never send twice
                 lifecycle.release(check_id, conn)
+                batch.outcomes[check_id] = Outcome(outcome.SUBMITTED)
                 continue
             job_keys.append(lease.job.key)
             try:
                 batch.checks[check_id] = describe(lease) | {"key": idempotency_key(lease), "job": lease.job.key}
             except VendorError as error:
                 lifecycle.fail(conn, lease, error.reason, error.summary())
+                batch.outcomes[check_id] = outcome.failed(error.reason)
             except INFRA_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001  (an input no request can be built from: fail it now)
                 error = common.unexpected(service, exc)
                 lifecycle.fail(conn, lease, error.reason, error.summary())
+                batch.outcomes[check_id] = outcome.failed(error.reason)
     if claim.isolated:  # after the commit: released, so the new messages can claim them
         log.warning("a delivery died holding %d %s check(s): each goes again alone", len(claim.isolated), service,
                     extra={"service": service, "check_ids": claim.isolated})
@@ -122,16 +128,19 @@ class Later:
     ids: list[int] = field(default_factory=list)
     wait: float = 0.0
     paused: bool = False  # the vendor's limit or circuit said stop: the rest of a group waits too
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # what happened to each check
 
-    def add(self, ids: list[int], wait: float) -> None:
+    def add(self, ids: list[int], wait: float, reason: str | None = None) -> None:
         self.ids += ids
         self.wait = max(self.wait, wait)
+        self.outcomes.update(dict.fromkeys(ids, outcome.retry(wait, reason)))
 
 
-def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> None:
-    """Take a rate-limit slot, submit, record; on failure retry or fail as the error says."""
+def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> str:
+    """Take a rate-limit slot, submit, record; on failure retry or fail as the error says.
+    Returns what happened (:mod:`tasks.outcome`)."""
     if not batch.checks:
-        return
+        return outcome.summary(list(batch.outcomes.values()))
     ids = list(batch.checks)
     jobs = ",".join(facts["job"] for facts in batch.checks.values())
     later = Later()
@@ -140,15 +149,15 @@ def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[i
             _submit(batch, submit, ids, later)
         except INFRA_ERRORS as error:
             raise retry_after_infra_error(task, ids, error) from error
-    _send_again(task, later)
+    return _send_again(task, batch, later)
 
 
-def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]], Accepted]) -> None:
+def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]], Accepted]) -> str:
     """Submit a group of checks one request each, in turn (vendors that take one file per request).
 
     One message and one claim for the group; each check takes its own rate-limit
     slot and is recorded as soon as the vendor accepts it; the checks that must
-    go again leave in one retry message.
+    go again leave in one retry message. Returns what happened (:mod:`tasks.outcome`).
     """
     later, pending, handed_back = Later(), list(batch.checks), []
     try:
@@ -157,10 +166,11 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
             facts = batch.checks[check_id]
             if later.paused:
                 lifecycle.release(check_id)
-                later.add([check_id], later.wait)
+                later.add([check_id], later.wait, later.outcomes[later.ids[0]].reason)
             elif liveness.stopping.is_set():  # the worker is stopping: the rest go to another one
                 lifecycle.release(check_id)
                 handed_back.append(check_id)
+                later.outcomes[check_id] = Outcome(outcome.HANDED_BACK)
             else:
                 one = Claimed(batch.service, {check_id: facts})
                 with logctx.bound(job=facts["job"], service=batch.service, check_id=check_id):
@@ -171,7 +181,7 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
     if handed_back:
         log.info("worker stopping: handing back %d %s check(s)", len(handed_back), batch.service)
         enqueue([(check_id, batch.service) for check_id in handed_back])
-    _send_again(task, later)
+    return _send_again(task, batch, later)
 
 
 def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
@@ -180,7 +190,7 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
         with http.gate(lambda: take(batch.service)):  # the slot is taken as the request leaves
             accepted = submit(batch)
     except (Throttled, breaker.CircuitOpen) as pause:
-        _step_aside(ids, pause.wait, later)
+        _step_aside(ids, pause.wait, later, outcome.retry_reason(pause))
     except VendorError as error:
         breaker.breaker().record(batch.service, error)
         _on_error(ids, error, later)
@@ -191,19 +201,20 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     else:
         breaker.breaker().record(batch.service, None)
         record(accepted)
-        for outcome in accepted.values():
-            log.info("submitted", extra={"vendor_task_id": outcome.vendor_task_id,
-                                         "vendor_request_id": (outcome.result or {}).get("requestId")})
+        later.outcomes.update(dict.fromkeys(accepted, Outcome(outcome.SUBMITTED)))
+        for taken in accepted.values():
+            log.info("submitted", extra={"vendor_task_id": taken.vendor_task_id,
+                                         "vendor_request_id": (taken.result or {}).get("requestId")})
         missing = [i for i in ids if i not in accepted]
         if missing:  # the vendor answered for some tasks only: the rest go again
             _on_error(missing, VendorError(batch.service, "partial", "no task id returned",
                                            disposition=Disposition.RETRY), later)
 
 
-def _step_aside(ids: list[int], wait: float, later: Later) -> None:
+def _step_aside(ids: list[int], wait: float, later: Later, reason: str) -> None:
     for check_id in ids:
         lifecycle.release(check_id)
-    later.add(ids, wait)
+    later.add(ids, wait, reason)
     later.paused = True
 
 
@@ -213,17 +224,24 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
     if error.disposition is Disposition.PERMANENT:
         for check_id in ids:
             common.fail_by_id(check_id, error)
+            later.outcomes[check_id] = outcome.failed(error.reason)
         return
     counted = error.disposition is not Disposition.THROTTLED
     with transaction() as conn:
         again = lifecycle.retry_later(conn, ids, error.reason, error.summary(), counted=counted,
                                       policy=policy.MODERATION)
+    later.outcomes.update(dict.fromkeys(again.failed, outcome.failed(error.reason)))
     if again.ids:
-        later.add(again.ids, policy.MODERATION.countdown(again.attempts + 1, error.retry_after))
+        wait = policy.MODERATION.countdown(again.attempts + 1, error.retry_after)
+        later.add(again.ids, wait, outcome.retry_reason(error))
         later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
 
 
-def _send_again(task, later: Later) -> None:
+def _send_again(task, batch: Claimed, later: Later) -> str:
+    """One retry message for the checks that go again; what happened to each check, in a line."""
+    outcomes = batch.outcomes | later.outcomes
     if later.ids:
         countdown = policy.MODERATION.countdown(0, later.wait)  # a hint, within the visibility rule
-        raise task.retry(args=[later.ids], countdown=countdown, max_retries=None)
+        task.retry(args=[later.ids], countdown=countdown, max_retries=None, throw=False)
+        outcomes = outcome.sent_again(outcomes, countdown)
+    return outcome.summary(list(outcomes.values()))

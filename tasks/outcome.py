@@ -10,7 +10,7 @@ message or anything from a request, so no secret can.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 DONE = "done"  # the result is recorded
 SUBMITTED = "submitted"  # the vendor took it: its result comes by poll or callback
@@ -26,6 +26,7 @@ class Outcome:
     kind: str
     reason: str | None = None  # a reason code (failed, retry): "auth", "throttled", "http_5xx"
     wait: float = 0.0  # retry: seconds before the retry message is due
+    error: Exception | None = field(default=None, compare=False, repr=False)  # why it goes again
 
     def label(self) -> str:
         if self.kind == FAILED:
@@ -43,8 +44,29 @@ def failed(reason: str) -> Outcome:
     return Outcome(FAILED, reason)
 
 
-def retry(wait: float, reason: str | None) -> Outcome:
-    return Outcome(RETRY, reason, wait)
+def retry(wait: float, reason: str | None, error: Exception | None = None) -> Outcome:
+    return Outcome(RETRY, reason, wait, error)
+
+
+def retry_reason(error: Exception) -> str:
+    """The reason a retry shows: ``throttled`` (the shared limit or the vendor), ``circuit open``,
+    or the vendor error's reason code."""
+    from tasks.breaker import CircuitOpen
+    from tasks.ratelimit import Throttled
+    from vendors.errors import Disposition, VendorError
+
+    if isinstance(error, Throttled):
+        return "throttled"
+    if isinstance(error, CircuitOpen):
+        return "circuit open"
+    if isinstance(error, VendorError):
+        return "throttled" if error.disposition is Disposition.THROTTLED else error.reason
+    return type(error).__name__
+
+
+def sent_again(outcomes: dict[int, Outcome], countdown: float) -> dict[int, Outcome]:
+    """The outcomes with every retry due after ``countdown`` (its group's one retry message)."""
+    return {i: replace(o, wait=countdown) if o.kind == RETRY else o for i, o in outcomes.items()}
 
 
 def summary(outcomes: list[Outcome]) -> str:

@@ -54,9 +54,9 @@ def _base64_size(path: Path) -> int:
 
 
 @app.task(bind=True, name=SHUMEI_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int]) -> None:
+def submit(self, check_ids: list[int]) -> str:
     """Submit a group of Shumei checks, one request each."""
-    moderation.submit_each(self, moderation.claim_all("shumei", check_ids, describe), _submit)
+    return moderation.submit_each(self, moderation.claim_all("shumei", check_ids, describe), _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:

@@ -33,12 +33,23 @@ from config.settings import Settings, get_settings
 from models import CheckStatus
 from models.base import utcnow
 from models.db import transaction
-from tasks import breaker, common, crashpoints, decoder, lifecycle, liveness, logctx, policy
+from tasks import (
+    breaker,
+    common,
+    crashpoints,
+    decoder,
+    lifecycle,
+    liveness,
+    logctx,
+    outcome,
+    policy,
+)
 from tasks.app import app
 from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.limits import SoeLimits
+from tasks.outcome import Outcome
 from tasks.ratelimit import Throttled, take
 from vendors import http
 from vendors.errors import BadResponse, Disposition, InvalidInput, TransportError, VendorError
@@ -112,40 +123,45 @@ def client(settings: Settings) -> SoeClient:
 
 
 @app.task(bind=True, name=SOE_EVALUATE, acks_late=True, ignore_result=True, max_retries=None)
-def evaluate(self, check_ids: list[int]) -> None:
+def evaluate(self, check_ids: list[int]) -> str:
     """Evaluate checks' audio with SOE, one file after another (idempotent: safe to deliver twice).
 
     Large batches travel a few checks to a message (``tasks.dispatch``); a check that
     must go again (throttled, a retryable failure) waits for the others of its group
-    and leaves with them in one retry message.
+    and leaves with them in one retry message. Returns what happened (:mod:`tasks.outcome`),
+    which Flower shows as the task's result.
     """
     ids = list(check_ids)
     settings = get_settings()
-    again: dict[int, float] = {}
-    last_error: Exception | None = None
+    outcomes: dict[int, Outcome] = {}
     handed_back: list[int] = []
     for position, check_id in enumerate(ids):
         if liveness.stopping.is_set():  # the worker is stopping: the rest go back unclaimed
             handed_back += ids[position:]
             break
+        again = [i for i, o in outcomes.items() if o.kind == outcome.RETRY]
         try:
-            outcome = _evaluate_one(check_id, settings)
+            found = _evaluate_one(check_id, settings)
         except INFRA_ERRORS as error:
-            raise retry_after_infra_error(self, ids[position:] + list(again), error) from error
-        if outcome is not None and isinstance(outcome[1], liveness.HandBack):
+            raise retry_after_infra_error(self, ids[position:] + again, error) from error
+        if found.kind == outcome.HANDED_BACK:
             handed_back += ids[position:]
             break
-        if outcome is not None:
-            again[check_id], last_error = outcome
-            if _pauses_the_rest(last_error):  # the rest are not claimed: nothing to release
-                again.update(dict.fromkeys(ids[position + 1:], outcome[0]))
-                break
+        outcomes[check_id] = found
+        if found.kind == outcome.RETRY and _pauses_the_rest(found.error):
+            outcomes.update(dict.fromkeys(ids[position + 1:], found))  # not claimed: nothing to release
+            break
     if handed_back:  # to another worker at once, in new messages
         log.info("worker stopping: handing back %d soe check(s)", len(handed_back))
         enqueue([(check_id, "soe") for check_id in handed_back])
+        outcomes.update(dict.fromkeys(handed_back, Outcome(outcome.HANDED_BACK)))
+    again = {i: o for i, o in outcomes.items() if o.kind == outcome.RETRY}
     if again:
-        raise self.retry(args=[list(again)], countdown=policy.soe(settings).countdown(0, max(again.values())),
-                         exc=last_error, max_retries=None)
+        countdown = policy.soe(settings).countdown(0, max(o.wait for o in again.values()))
+        last_error = list(again.values())[-1].error
+        self.retry(args=[list(again)], countdown=countdown, exc=last_error, max_retries=None, throw=False)
+        outcomes = outcome.sent_again(outcomes, countdown)
+    return outcome.summary(list(outcomes.values()))
 
 
 def _pauses_the_rest(why: Exception) -> bool:
@@ -156,51 +172,57 @@ def _pauses_the_rest(why: Exception) -> bool:
     return isinstance(why, VendorError) and why.disposition is Disposition.THROTTLED
 
 
-def _evaluate_one(check_id: int, settings: Settings) -> tuple[float, Exception] | None:
-    """Claim and evaluate one check; (seconds, why) when it must go again later."""
+def _evaluate_one(check_id: int, settings: Settings) -> Outcome:
+    """Claim and evaluate one check."""
     with transaction() as conn:
         lease = common.take_lease(conn, check_id, settings, new_session_id=new_session_id())
-        if lease is None or common.poisoned(conn, lease, settings):
-            return None
+        if lease is None:
+            return Outcome(outcome.SKIPPED)
+        if common.poisoned(conn, lease, settings):
+            return outcome.failed("poison")
     crashpoints.hit(lease.job.key)
     with logctx.bound(job=lease.job.key, service="soe", check_id=check_id):
         try:
             plan = Plan.from_lease(lease)
         except Exception as exc:  # noqa: BLE001  (options no request can be built from: see common.unexpected)
-            _fail(lease, common.unexpected("soe", exc))
-            return None
+            error = common.unexpected("soe", exc)
+            _fail(lease, error)
+            return outcome.failed(error.reason)
         return _run(plan, settings)
 
 
-def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
+def _run(plan: Plan, settings: Settings) -> Outcome:
     try:
         breaker.check("soe")
         result, chunks = transmit(client(settings), plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
-        return pause.wait, pause
-    except liveness.HandBack as stop:  # its checkpoint (chunks_sent) is kept: the next delivery resumes
+        return outcome.retry(pause.wait, outcome.retry_reason(pause), pause)
+    except liveness.HandBack:  # its checkpoint (chunks_sent) is kept: the next delivery resumes
         common.release(plan.check_id)
-        return 0.0, stop
+        return Outcome(outcome.HANDED_BACK)
     except VendorError as error:
         breaker.breaker().record("soe", error)
         log.warning("soe failed: %s", error.summary(),
                     extra={"reason": error.reason, "vendor_request_id": error.request_id})
         wait = _handle_error(plan.lease, error, settings)
-        return None if wait is None else (wait, error)
+        if wait is None:
+            return outcome.failed(error.reason)
+        return outcome.retry(wait, outcome.retry_reason(error), error)
     except INFRA_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001  (fails the check now: see common.unexpected)
-        _fail(plan.lease, common.unexpected("soe", exc))
-        return None
+        error = common.unexpected("soe", exc)
+        _fail(plan.lease, error)
+        return outcome.failed(error.reason)
     breaker.breaker().record("soe", None)
     if result is None:
         log.info("soe async: every chunk is in, the result is polled", extra={"session_id": plan.session_id})
-        return None
+        return Outcome(outcome.POLLED)
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
     _store(plan, result, chunks)
-    return None
+    return outcome.done()
 
 
 def new_session_id() -> str:

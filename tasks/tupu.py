@@ -27,9 +27,9 @@ def describe(lease: Lease) -> dict[str, Any]:
 
 
 @app.task(bind=True, name=TUPU_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int]) -> None:
+def submit(self, check_ids: list[int]) -> str:
     """Open a Tupu stream task per check (one to a message, as dispatch sends them)."""
-    moderation.submit_each(self, moderation.claim_all("tupu", check_ids, describe), _submit)
+    return moderation.submit_each(self, moderation.claim_all("tupu", check_ids, describe), _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
