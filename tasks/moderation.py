@@ -242,6 +242,6 @@ def _send_again(task, batch: Claimed, later: Later) -> str:
     outcomes = batch.outcomes | later.outcomes
     if later.ids:
         countdown = policy.MODERATION.countdown(0, later.wait)  # a hint, within the visibility rule
-        task.retry(args=[later.ids], countdown=countdown, max_retries=None, throw=False)
-        outcomes = outcome.sent_again(outcomes, countdown)
+        line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
+        raise task.retry(args=[later.ids], countdown=countdown, exc=outcome.SentAgain(line), max_retries=None)
     return outcome.summary(list(outcomes.values()))

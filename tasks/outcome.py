@@ -2,8 +2,11 @@
 
 A service task returns :func:`summary` of its checks' outcomes: Flower shows it in its result
 column (from the task-succeeded event's ``result``, the repr of what the task returned; no
-result backend is involved), e.g. ``done``, ``retry in 4 s (throttled)``, ``failed: auth``,
-or ``2 done; 1 failed: auth`` for a group. Only reason codes go into it, never a vendor's
+result backend is involved), e.g. ``done``, ``failed: auth``, or ``2 done; 1 failed: auth``
+for a group. A task that sends some of its checks again ends in a retry, as Celery's own
+retries do: a moderation task's retry exception (:class:`SentAgain`) carries the same line,
+e.g. ``Retry in 4s: SentAgain('retry in 4 s (throttled); 3 done')``; an SOE task's is the
+vendor error that sent it again (its line is logged). Only reason codes go into it, never a vendor's
 message or anything from a request, so no secret can.
 """
 
@@ -34,6 +37,11 @@ class Outcome:
         if self.kind == RETRY:
             return f"retry in {self.wait:.0f} s" + (f" ({self.reason})" if self.reason else "")
         return self.kind
+
+
+class SentAgain(Exception):
+    """The exception a task gives its retry (the task ends RETRY, its message sent again): its text
+    is the task's outcome line, which Flower shows as the retry's exception."""
 
 
 def done() -> Outcome:

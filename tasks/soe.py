@@ -158,9 +158,10 @@ def evaluate(self, check_ids: list[int]) -> str:
     again = {i: o for i, o in outcomes.items() if o.kind == outcome.RETRY}
     if again:
         countdown = policy.soe(settings).countdown(0, max(o.wait for o in again.values()))
+        line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
+        log.info("soe: %s", line)  # the retry's exception is the last vendor error, as Celery shows it
         last_error = list(again.values())[-1].error
-        self.retry(args=[list(again)], countdown=countdown, exc=last_error, max_retries=None, throw=False)
-        outcomes = outcome.sent_again(outcomes, countdown)
+        raise self.retry(args=[list(again)], countdown=countdown, exc=last_error, max_retries=None)
     return outcome.summary(list(outcomes.values()))
 
 
