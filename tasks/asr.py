@@ -38,7 +38,7 @@ def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
     token = keys.callback_token("asr", check_id, settings)
     audio = Path(facts["path"]).read_bytes() if "path" in facts else None
-    submitted = clients.asr(settings).submit(
+    submitted = clients.asr(settings, clients.slot("asr")).submit(
         callback_url=callback_url(settings, "asr", f"/{check_id}/{token}"), audio=audio, url=facts.get("url"),
     )
     return moderation.Accepted(submitted.request_id, polled=False)

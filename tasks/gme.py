@@ -48,7 +48,7 @@ def groups(checks: dict[int, dict[str, Any]]) -> dict[tuple[bool, str], list[tup
 
 def _scan(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
     settings = get_settings()
-    client = clients.gme(settings)
+    client = clients.gme(settings, clients.slot("gme"))  # a slot per ScanVoice call
     by_key = {facts["key"]: check_id for check_id, facts in batch.checks.items()}
     accepted: dict[int, moderation.Accepted] = {}
     for (live, lang), group in groups(batch.checks).items():

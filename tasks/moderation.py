@@ -26,8 +26,7 @@ from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.lifecycle import Lease, checks
 from tasks.outcome import Outcome
-from tasks.ratelimit import Throttled, take
-from vendors import http
+from tasks.ratelimit import Throttled
 from vendors.errors import Disposition, VendorError
 
 log = logging.getLogger("voxqueue.moderation")
@@ -187,8 +186,7 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
 def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     try:
         breaker.check(batch.service)
-        with http.gate(lambda: take(batch.service)):  # the slot is taken as the request leaves
-            accepted = submit(batch)
+        accepted = submit(batch)  # its client takes a slot of the shared limit per request
     except (Throttled, breaker.CircuitOpen) as pause:
         _step_aside(ids, pause.wait, later, outcome.retry_reason(pause))
     except VendorError as error:

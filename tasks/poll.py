@@ -20,7 +20,7 @@ from models.base import utcnow
 from models.db import session_scope
 from tasks import clients, common, locks, soe_async
 from tasks.app import app
-from tasks.ratelimit import Throttled, take
+from tasks.ratelimit import Throttled
 from tasks.results import apply, reschedule
 from tasks.shumei import endpoint_of
 from vendors.errors import Disposition, VendorError
@@ -67,8 +67,8 @@ def poll_gme() -> int:
 
 def _gme_group(group: list[tuple[int, str]]) -> bool:
     try:
-        take("gme", max_wait=5.0)
-        results = clients.gme(get_settings()).describe_scan_results([task_id for _, task_id in group])
+        client = clients.gme(get_settings(), clients.slot("gme", max_wait=5.0))  # taken as it leaves
+        results = client.describe_scan_results([task_id for _, task_id in group])
     except (Throttled, VendorError) as error:
         log.warning("gme poll failed: %s", error, extra={"reason": getattr(error, "reason", "throttled")})
         return False
@@ -87,9 +87,9 @@ def poll_shumei() -> int:
         by_cluster: dict[str | None, ShumeiClient] = {}  # a client per cluster, made on first use
         for check_id, bt_id, endpoint in due_shumei(MAX_SHUMEI_CALLS):
             try:
-                take("shumei", max_wait=5.0)
-                if endpoint not in by_cluster:
-                    by_cluster[endpoint] = clients.shumei(get_settings(), endpoint)
+                if endpoint not in by_cluster:  # its slot taken as each query leaves
+                    by_cluster[endpoint] = clients.shumei(get_settings(), endpoint,
+                                                          clients.slot("shumei", max_wait=5.0))
                 result = by_cluster[endpoint].query(bt_id)
             except Throttled:
                 break
@@ -122,11 +122,10 @@ def poll_soe() -> int:
             return 0
         settings, calls = get_settings(), 0
         for check_id, _ in due("soe", MAX_SOE_CALLS):
-            try:
-                take("soe", max_wait=5.0)
+            try:  # its client takes the slot as the query leaves
+                calls += soe_async.poll_one(check_id, settings)
             except Throttled:
                 break
-            calls += soe_async.poll_one(check_id, settings)
             if not lock.renew():
                 break
         return calls

@@ -28,7 +28,7 @@ from tasks.app import app
 from tasks.infra import INFRA_ERRORS
 from tasks.lifecycle import Lease
 from tasks.media import callback_url, local_path, media_url
-from tasks.ratelimit import Throttled, take
+from tasks.ratelimit import Throttled
 from tasks.results import apply, reschedule
 from vendors.errors import Disposition, VendorError
 from vendors.shumei import ShumeiResult
@@ -62,7 +62,7 @@ def submit(self, check_ids: list[int]) -> str:
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
     endpoint = settings.shumei_endpoint_for(facts["lang"])
-    client = clients.shumei(settings, endpoint)
+    client = clients.shumei(settings, endpoint, clients.slot("shumei"))
     raw = Path(facts["path"]).read_bytes() if "path" in facts else None
     pcm = facts.get("fmt") == "pcm"
     token = keys.callback_token("shumei", check_id, settings)
@@ -95,8 +95,8 @@ def query(self, check_id: int) -> None:
         return
     bt_id, endpoint = running
     try:
-        take("shumei", max_wait=5.0)
-        result: ShumeiResult | VendorError | None = clients.shumei(get_settings(), endpoint).query(bt_id)
+        client = clients.shumei(get_settings(), endpoint, clients.slot("shumei", max_wait=5.0))
+        result: ShumeiResult | VendorError | None = client.query(bt_id)
     except Throttled as throttled:
         raise self.retry(countdown=policy.MODERATION.countdown(0, throttled.wait)) from throttled
     except VendorError as error:

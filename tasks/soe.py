@@ -35,6 +35,7 @@ from models.base import utcnow
 from models.db import transaction
 from tasks import (
     breaker,
+    clients,
     common,
     crashpoints,
     decoder,
@@ -50,8 +51,7 @@ from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.limits import SoeLimits
 from tasks.outcome import Outcome
-from tasks.ratelimit import Throttled, take
-from vendors import http
+from tasks.ratelimit import Throttled
 from vendors.errors import BadResponse, Disposition, InvalidInput, TransportError, VendorError
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult
 from vendors.tc3 import Credentials
@@ -111,14 +111,14 @@ def params_for(options: dict[str, Any]) -> SoeParams:
     )
 
 
-def client(settings: Settings) -> SoeClient:
+def client(settings: Settings, before_send: clients.Hook = None) -> SoeClient:
     token = settings.tencent_token.get_secret_value() if settings.tencent_token else None
     credentials = Credentials(
         settings.tencent_secret_id, settings.tencent_secret_key.get_secret_value(), token
     )
     return SoeClient(
         settings.soe_endpoint, credentials, region=settings.tencent_region,
-        app_id=settings.soe_app_id, timeout=settings.vendor_timeout,
+        app_id=settings.soe_app_id, timeout=settings.vendor_timeout, before_send=before_send,
     )
 
 
@@ -195,7 +195,8 @@ def _evaluate_one(check_id: int, settings: Settings) -> Outcome:
 def _run(plan: Plan, settings: Settings) -> Outcome:
     try:
         breaker.check("soe")
-        result, chunks = transmit(client(settings), plan, settings)
+        soe = client(settings, clients.slot("soe", max_wait=2.0))  # a slot as each request leaves
+        result, chunks = transmit(soe, plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
         return outcome.retry(pause.wait, outcome.retry_reason(pause), pause)
@@ -373,8 +374,7 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
     tries, waited = 0, 0.0
     while True:
         try:
-            with http.gate(lambda: take("soe", max_wait=2.0)):  # the slot is taken as the chunk leaves
-                return call()
+            return call()
         except VendorError as error:
             found = recover() if recover is not None and isinstance(error, TransportError | BadResponse) else None
             if found is not None:

@@ -20,7 +20,7 @@ from config.settings import Settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common, policy
+from tasks import clients, common, policy
 from tasks.dispatch import enqueue
 from tasks.soe import client, new_session_id, params_for, raw_result, scores_of
 from vendors.errors import Disposition, VendorError
@@ -40,7 +40,7 @@ def poll_one(check_id: int, settings: Settings) -> bool:
         restart(check_id, settings, "result_expired", "soe: no result within the vendor's result window")
         return False
     try:
-        result = client(settings).query(session_id, params_for(options))
+        result = client(settings, clients.slot("soe", max_wait=5.0)).query(session_id, params_for(options))
     except VendorError as error:
         _after_error(check_id, error, settings)
         return True

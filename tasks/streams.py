@@ -30,9 +30,8 @@ from models import Batch, Check, CheckStatus, Job
 from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks import breaker, clients, lifecycle, policy
-from tasks.ratelimit import Throttled, take
+from tasks.ratelimit import Throttled
 from tasks.results import finish_stream, lock_check
-from vendors import http
 from vendors.errors import Disposition, VendorError
 
 log = logging.getLogger("voxqueue.streams")
@@ -95,7 +94,7 @@ def close(job_id: str, batch: str | None = None, *, sleep: Callable[[float], Non
 
 def close_at_tupu(task_id: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
     """Tupu's close call, retried like every vendor call; raises the last error when it gives up."""
-    client = clients.tupu(get_settings())
+    client = clients.tupu(get_settings(), clients.slot(VENDOR))  # a slot per close call
     attempts, paused = 0, 0.0
     while True:
         try:
@@ -123,8 +122,7 @@ def _close_once(client, task_id: str) -> None:
     """One close call through the circuit breaker and the shared limit; the breaker counts its outcome."""
     try:
         breaker.check(VENDOR)
-        with http.gate(lambda: take(VENDOR)):  # the slot is taken as the request leaves
-            client.close_stream(task_id)
+        client.close_stream(task_id)
     except (Throttled, breaker.CircuitOpen) as pause:
         raise VendorError(VENDOR, "paused", str(pause).removeprefix(f"{VENDOR}: "),
                           disposition=Disposition.THROTTLED, retry_after=pause.wait) from pause

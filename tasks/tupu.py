@@ -34,7 +34,7 @@ def submit(self, check_ids: list[int]) -> str:
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
-    submitted = clients.tupu(settings).submit_stream(
+    submitted = clients.tupu(settings, clients.slot("tupu")).submit_stream(
         facts["key"], facts["url"], callback_url=callback_url(settings, "tupu"),
         callback_rules=CALLBACK_VIOLATIONS_AND_END, room_id=facts.get("room_id"),
         user_id=facts.get("user_id"),

@@ -12,14 +12,11 @@ and a worker makes thousands of them a minute.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,7 +33,6 @@ log = logging.getLogger("voxqueue.vendors")
 DEFAULT_TIMEOUT = 10.0
 POOL_SIZE = 64  # connections kept per host: more than a worker's threads
 FOLLOW_REDIRECTS = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5)
-_gate: ContextVar[Callable[[], None] | None] = ContextVar("voxqueue_vendor_gate", default=None)
 _lock = threading.Lock()
 _managers: dict[str | None, urllib3.PoolManager] = {}
 
@@ -76,18 +72,6 @@ class Response:
             return json.loads(self.body)
         except ValueError as exc:
             raise BadResponse(vendor, f"HTTP {self.status}: response is not JSON", status=self.status) from exc
-
-
-@contextlib.contextmanager
-def gate(wait: Callable[[], None]) -> Iterator[None]:
-    """Within this block, call ``wait`` right before each request leaves (after it is built and
-    signed): a shared rate limit's slot is taken as late as possible, so requests arrive at the
-    vendor spaced as their slots were. Whatever ``wait`` raises propagates unchanged."""
-    token = _gate.set(wait)
-    try:
-        yield
-    finally:
-        _gate.reset(token)
 
 
 def _timeout(seconds: float) -> urllib3.Timeout:
@@ -135,9 +119,6 @@ def post(
     if params:
         url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
     body = data.encode() if isinstance(data, str) else data
-    wait = _gate.get()
-    if wait is not None:
-        wait()
     started = time.monotonic()
     try:
         r = pool_for(url).request("POST", url, body=body, headers=headers, timeout=_timeout(timeout))
