@@ -13,11 +13,17 @@ from models import Batch, Check, Job
 MODERATION = ("gme", "shumei", "tupu", "asr")
 
 
-def iter_jobs(session: Session, batch: str | None = None, page: int = 500) -> Iterator[Job]:
-    """Jobs with their checks, in ingestion order, a page at a time (bounded memory)."""
+def iter_jobs(session: Session, batch: str | None = None, page: int = 500, *,
+              status: str | None = None, verdict: str | None = None) -> Iterator[Job]:
+    """Jobs with their checks, in ingestion order, a page at a time (bounded memory); only those
+    with ``status`` and ``verdict`` when given (filtered in SQL)."""
     query = select(Job).join(Batch).options(selectinload(Job.checks), selectinload(Job.batch))
     if batch is not None:  # "" is a name (of no batch), not "every batch"
         query = query.where(Batch.name == batch)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if verdict is not None:
+        query = query.where(Job.verdict == verdict)
     query = query.order_by(Job.batch_id, Job.seq)
     last = (0, 0)
     while True:

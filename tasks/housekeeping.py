@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
+from kombu.exceptions import ChannelError
 from sqlalchemy import and_, or_, select, update
 
 from config.broker import shared_client
@@ -192,11 +193,20 @@ def _waiting(now: dt.datetime, settings: Settings, client: redis.Redis, *, every
 
 
 def empty_queues(client: redis.Redis) -> list[str]:
-    """Service queues with no message waiting in the broker."""
-    with client.pipeline(transaction=False) as pipe:
+    """Service queues with no message waiting in the broker, as kombu counts them (a passive
+    ``queue_declare``: its message count, every priority level included), not by reading the
+    transport's own key layout. A queue the broker does not know (it lost its data) is empty."""
+    empty = []
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
         for service in TASK_FOR:
-            pipe.llen(service)
-        return [service for service, length in zip(TASK_FOR, pipe.execute()) if length == 0]
+            try:
+                waiting = channel.queue_declare(queue=service, passive=True).message_count
+            except ChannelError:
+                waiting = 0
+            if waiting == 0:
+                empty.append(service)
+    return empty
 
 
 def _unmerged(now: dt.datetime, *, everything: bool) -> list[int]:

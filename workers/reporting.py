@@ -35,8 +35,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def write_report(out: IO[str], fmt: str, *, batch=None, status=None, verdict=None) -> int:
     """Stream the report to ``out``; return the number of jobs written."""
     with session_scope() as session:
-        rows = (job_report(job) for job in iter_jobs(session, batch)
-                if (status is None or job.status == status) and (verdict is None or job.verdict == verdict))
+        rows = (job_report(job) for job in iter_jobs(session, batch, status=status, verdict=verdict))
         rows = _started(rows)
         return _csv(out, rows) if fmt == "csv" else _json(out, rows)
 
