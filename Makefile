@@ -11,7 +11,7 @@ RUFF   := ruff==0.17.6
 PYTEST_JOBS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint worker beat flower webhooks sandbox up bench bench-recovery clean
+.PHONY: help demo test lint chromium worker beat flower webhooks sandbox up bench bench-recovery bench-report clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ test: $(STAMP) ## Run the test suite (Redis and PostgreSQL from VOXQUEUE_TEST_* 
 lint: $(STAMP) ## Check style with ruff
 	$(PY) -m pip install --quiet $(RUFF)
 	$(VENV)/bin/ruff check config models vendors tasks workers sandbox tests benchmarks
+
+chromium: ## Install Debian's chromium (the browser test of the HTML report) unless it is there
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; }
+	@chromium --version 2>/dev/null
 
 worker: $(STAMP) ## Run a worker on every queue
 	$(VQ) worker
@@ -56,6 +62,9 @@ bench: $(STAMP) ## Measure throughput against the sandbox (see benchmarks/)
 
 bench-recovery: $(STAMP) ## Measure recovery: seconds from a worker kill or a broker restart to the batch done
 	$(PY) benchmarks/recovery.py
+
+bench-report: $(STAMP) ## Time the HTML report and the terminal table of a 10,000-job batch
+	$(PY) benchmarks/report_page.py
 
 clean: ## Remove the virtualenv and local state
 	rm -rf $(VENV) var

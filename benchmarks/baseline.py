@@ -120,3 +120,82 @@ def run_baseline(env: Env, args, files: list[Path], refs: list[str]) -> float:
     say(f"baseline for all {len(files)} files: {len(files) / base_fps:.1f}s"
         + (f" (EXTRAPOLATED from {n_base} files)" if n_base < len(files) else " (measured)"))
     return base_fps
+
+
+def sdk_pool(env: Env, files: list[Path], refs: list[str], chunk_bytes: int, threads: int) -> dict:
+    """The machine's ceiling for this work: ``threads`` threads of the official SDK, each with one
+    client of its own (keep-alive), sending the same files as the seed loop sends them (chunk by
+    chunk, the seed's request fields), every file once, in this one process. Nothing recorded,
+    nothing resumable: what the vendor calls alone cost on this machine."""
+    import queue
+    import threading
+
+    from tencentcloud.common import credential
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.soe.v20180724 import models, soe_client
+
+    work: queue.Queue = queue.Queue()
+    for item in zip(files, refs):
+        work.put(item)
+    counts = {"calls": 0, "errors": 0}
+    lock = threading.Lock()
+
+    def client() -> soe_client.SoeClient:
+        http = HttpProfile(protocol="http", endpoint=f"127.0.0.1:{env.port}", reqMethod="POST",
+                           reqTimeout=30, keepAlive=True)
+        profile = ClientProfile(signMethod="TC3-HMAC-SHA256", httpProfile=http)
+        profile.unsignedPayload = True
+        creds = credential.Credential(env.secret_id, env.secret_key)
+        return soe_client.SoeClient(creds, "", profile)
+
+    def one_file(c: soe_client.SoeClient, file: Path, text: str) -> int:
+        content, session = file.read_bytes(), str(uuid.uuid1())
+        pieces = [content[i:i + chunk_bytes] for i in range(0, len(content), chunk_bytes)]
+        for j, piece in enumerate(pieces):
+            req = models.TransmitOralProcessWithInitRequest()
+            req.SeqId, req.IsEnd = j + 1, int(j == len(pieces) - 1)
+            req.VoiceFileType, req.VoiceEncodeType = 3, 1
+            req.UserVoiceData = base64.b64encode(piece).decode()
+            req.RefText, req.WorkMode, req.EvalMode, req.ScoreCoeff = text, 0, 1, 1
+            req.SessionId, req.ServerType, req.IsAsync, req.IsQuery = session, 0, 0, 0
+            c.TransmitOralProcessWithInit(req).to_json_string()
+        return len(pieces)
+
+    def run() -> None:
+        c = client()
+        while True:
+            try:
+                file, text = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                sent, failed = one_file(c, file, text), 0
+            except TencentCloudSDKException:
+                sent, failed = 0, 1
+            with lock:
+                counts["calls"] += sent
+                counts["errors"] += failed
+
+    pool = [threading.Thread(target=run, name=f"sdk-{i}") for i in range(threads)]
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"files": len(files), "wall": wall, "cpu": cpu, **counts}
+
+
+def run_sdk_pool(env: Env, args, files: list[Path], refs: list[str]) -> float | None:
+    """Run and print the bare SDK client pool on every file; its files/s."""
+    if args.pool_threads <= 0:
+        return None
+    r = sdk_pool(env, files, refs, args.chunk_bytes, args.pool_threads)
+    fps = (r["files"] - r["errors"]) / r["wall"]
+    say(f"ceiling (bare pool of {args.pool_threads} official-SDK client threads, one process,"
+        f" keep-alive): {r['files']} files, {r['calls']} calls, {r['errors']} errors in"
+        f" {r['wall']:.2f}s -> {fps:.2f} files/s, {r['calls'] / r['wall']:.1f} chunks/s,"
+        f" client CPU {1000 * r['cpu'] / r['files']:.1f} ms/file")
+    return fps

@@ -172,18 +172,24 @@ Worker = tuple[subprocess.Popen, Path]
 
 
 @contextlib.contextmanager
-def workers_running(count: int, concurrency: int, env: dict[str, str], logs: Path, label: str,
-                    loglevel: str) -> Iterator[tuple[list[Worker], float]]:
-    """``count`` workers (threads pool), yielded once every one is ready, with the time (monotonic)
-    the first one was seen ready; stopped together."""
+def workers_running(count: int, concurrency: int | None, env: dict[str, str], logs: Path,
+                    label: str, loglevel: str,
+                    processes: int | None = None) -> Iterator[tuple[list[Worker], float]]:
+    """``count`` ``voxqueue worker`` commands (threads pool; ``concurrency`` and ``processes``
+    None: the command's defaults, as the README starts it), yielded once every process of each is
+    ready, with the time (monotonic) the first one was seen ready; stopped together."""
+    from workers.supervisor import default_processes
+
     with contextlib.ExitStack() as stack:
         workers = []
         for w in range(count):
             log = fresh_log(logs, f"worker-{label}-{w}")
-            cmd = voxqueue_command("worker", "-c", str(concurrency), "--pool", "threads", "--loglevel", loglevel)
+            options = [*(["-c", str(concurrency)] if concurrency else []),
+                       *(["--processes", str(processes)] if processes else [])]
+            cmd = voxqueue_command("worker", *options, "--loglevel", loglevel)
             workers.append((stack.enter_context(running(cmd, env, log)), log))
         stack.callback(stop_together, [proc for proc, _ in workers])
-        yield workers, wait_ready(workers)
+        yield workers, wait_ready(workers, expect=processes or default_processes())
 
 
 def fresh_log(logs: Path, stem: str) -> Path:
@@ -196,14 +202,15 @@ def fresh_log(logs: Path, stem: str) -> Path:
     return path
 
 
-def wait_ready(workers: list[Worker], timeout: float = 60) -> float:
-    """Wait until every worker logged "ready."; the time (monotonic) the first one was seen ready."""
+def wait_ready(workers: list[Worker], timeout: float = 60, expect: int = 1) -> float:
+    """Wait until every worker command logged "ready." for each of its ``expect`` processes; the
+    time (monotonic) the first command was seen wholly ready."""
     deadline, first, pending = time.monotonic() + timeout, None, list(workers)
     while pending:
         for proc, log in list(pending):
             if proc.poll() is not None:
                 raise RuntimeError(f"process exited {proc.returncode}; see {log}")
-            if log.exists() and "ready." in log.read_text(errors="replace"):
+            if log.exists() and log.read_text(errors="replace").count(" ready.") >= expect:
                 pending.remove((proc, log))
                 first = first or time.monotonic()
         if pending and time.monotonic() > deadline:

@@ -121,7 +121,8 @@ def run_submissions(args, env: dict[str, str], url: str, manifest: Path, sandbox
         requests.post(url + "/_sandbox/reset", timeout=10)
         idle_load = background_load()
         workers, first_ready = stack.enter_context(workers_running(
-            args.workers, args.moderation_concurrency, run_env, logs, "moderation", args.worker_loglevel))
+            args.workers, args.moderation_concurrency, run_env, logs, "moderation",
+            args.worker_loglevel, args.processes))
         harness = [os.getpid()]
         with ProcessSampler(run_groups(workers, sandbox_pid, db_url.rsplit("/", 1)[1], harness)) as sampler:
             before = submitted(_stats(url))  # sent before sampling began

@@ -10,7 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.baseline import Env, run_baseline
+import requests
+
+from benchmarks.baseline import Env, run_baseline, run_sdk_pool
 from benchmarks.breakdown import run_breakdown
 from benchmarks.common import pg_connections, say, services_problem
 from benchmarks.inputs import make_files, ref_text, write_manifest
@@ -72,20 +74,21 @@ def _soe(args, work: Path) -> None:
         wait_http(env.url + "/_sandbox/health", sandbox)
         favoured = favour(sandbox.pid)  # a vendor has its own machines
         say(f"sandbox: {env.url}, latency {args.latency_ms:g} ms per vendor call, {favoured}")
-        base_fps = run_baseline(env, args, files, [ref_text(i) for i in range(len(files))])
+        refs = [ref_text(i) for i in range(len(files))]
+        base_fps = run_baseline(env, args, files, refs)
+        requests.post(env.url + "/_sandbox/reset", timeout=10)
+        pool_fps = run_sdk_pool(env, args, files, refs)
         if args.sandbox_sessions > 0:
             run_sandbox_alone(env, args, files, chunks_per_file, sandbox.pid)
         if args.breakdown_files > 0:
             run_breakdown(env, args, manifest, min(args.breakdown_files, len(files)))
-        _voxqueue_runs(env, args, work, manifest, len(files), sandbox.pid, base_fps)
+        _voxqueue_runs(env, args, work, manifest, len(files), sandbox.pid, base_fps, pool_fps)
 
 
 def _voxqueue_runs(env: Env, args, work: Path, manifest: Path, files: int, sandbox_pid: int,
-                   base_fps: float) -> None:
+                   base_fps: float, pool_fps: float | None) -> None:
     """One voxqueue run per mode and concurrency (``--repeat`` rounds of them), each printed as it
     ends; with rounds, then each configuration's median and range."""
-    import requests
-
     runs = [(mode, c) for _ in range(max(1, args.repeat)) for mode in args.modes for c in args.concurrency]
     rounds: dict[tuple[str, int], list[dict]] = {}
     for i, (mode, c) in enumerate(runs):
@@ -94,10 +97,12 @@ def _voxqueue_runs(env: Env, args, work: Path, manifest: Path, files: int, sandb
         try:
             r = run_pipeline(env, args, manifest, files, c, f"bench-{mode}-c{c}", sandbox_pid, profile_out, mode)
         except RuntimeError as exc:
-            say(f"voxqueue {mode}, {args.workers} workers x {c} threads: FAILED: {exc}")
+            say(f"voxqueue {mode}, {args.workers} worker command(s), -c {c or 'default'}:"
+                f" FAILED: {exc}")
             args.keep = True  # keep the logs
             continue
         r["sandbox_stats"] = requests.get(env.url + "/_sandbox/stats", timeout=10).json()
+        r["pool_fps"] = pool_fps
         report_pipeline(r, base_fps)
         rounds.setdefault((mode, c), []).append(r)
         if profile_out is not None and profile_out.exists():

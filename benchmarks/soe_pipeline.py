@@ -98,7 +98,8 @@ def _measure(env: Env, args, run: dict, workers: list[Worker], sandbox_pid: int,
             ingest = _start_ingest(voxqueue_command(*run["ingest_args"]), run["env"])
             sampler.groups["ingest"] = tree(ingest.pid)
         if profile_out is not None:
-            spy = _start_py_spy(args, workers[0][0].pid, profile_out, env.logs)
+            pids = tree(workers[0][0].pid)()  # the command, then its worker processes
+            spy = _start_py_spy(args, pids[1] if len(pids) > 1 else pids[0], profile_out, env.logs)
             harness.append(spy.pid)
         if run["live"]:
             _finish_ingest(ingest, args.timeout)
@@ -139,8 +140,9 @@ def run_pipeline(env: Env, args, manifest: Path, files: int, concurrency: int, b
                "ingest_args": ("ingest", str(manifest), "--batch", batch)}
         idle_load = background_load()
         drain_wall = None if run["live"] else _timed_ingest(run["env"], run["ingest_args"])
-        workers, _ = stack.enter_context(workers_running(args.workers, concurrency, run["env"], env.logs,
-                                                      f"{mode}-c{concurrency}", args.worker_loglevel))
+        workers, _ = stack.enter_context(workers_running(
+            args.workers, concurrency, run["env"], env.logs, f"{mode}-c{concurrency}",
+            args.worker_loglevel, args.processes))
         xact0 = pg_xact_stats(args.pg_url, run["dbname"])
         sampler, wall, live_wall = _measure(env, args, run, workers, sandbox_pid, profile_out)
         xact1 = pg_xact_stats(args.pg_url, run["dbname"])

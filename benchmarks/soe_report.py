@@ -22,7 +22,7 @@ def report_rounds(rounds: dict[tuple[str, int], list[dict]], base_fps: float) ->
     for (mode, c), runs in rounds.items():
         fps = [r["outcome"]["done"] / r["wall"] for r in runs]
         cpu = [1000 * _worker_cpu(r["sampler"]) / r["files"] for r in runs]
-        say(f"  {mode}, {runs[0]['workers']} workers x {c} threads, {len(runs)} runs:"
+        say(f"  {mode}, {_shape(runs[0])}, {len(runs)} runs:"
             f" {statistics.median(fps):.2f} files/s = {statistics.median(fps) / base_fps:.1f}x baseline"
             f" (range {min(fps) / base_fps:.1f}-{max(fps) / base_fps:.1f}x); worker CPU per file"
             f" {statistics.median(cpu):.1f} ms (range {min(cpu):.1f}-{max(cpu):.1f})")
@@ -37,12 +37,27 @@ def _headline(r: dict, base_fps: float) -> None:
     else:
         how = (f"`voxqueue ingest` first ({r['ingest_wall']:.2f}s, not counted), then the workers drain"
                " the full queue; timed from the workers being ready")
-    say(f"voxqueue {r['mode']}, {r['workers']} workers x {r['concurrency']} threads: {o['done']}/{o['checks']}"
+    say(f"voxqueue {r['mode']}, {_shape(r)}: {o['done']}/{o['checks']}"
         f" done, {o['failed']} failed in {r['wall']:.2f}s ({how})")
     steady = (f"; between the first and the last result {(o['done'] - 1) / o['results_span']:.2f} files/s"
               if o["results_span"] else "")
     say(f"  {fps:.2f} files/s = {fps / base_fps:.1f}x baseline; {o['chunks'] / r['wall']:.1f} chunks/s"
         f" ({o['chunks']} chunks){steady}")
+    if r.get("pool_fps"):
+        say(f"  {100 * fps / r['pool_fps']:.0f}% of the bare SDK client pool's"
+            f" {r['pool_fps']:.1f} files/s (the ceiling; target 80%)")
+
+
+def _shape(r: dict) -> str:
+    """How the workers were started: ``1 x `voxqueue worker` (2 processes x 8 threads)``."""
+    from workers.cli import DEFAULT_THREADS
+
+    s = r["sampler"]
+    processes = [len(s.rss(g)) - (1 if len(s.rss(g)) > 1 else 0) for g in s.workers()]
+    threads = r["concurrency"] or DEFAULT_THREADS
+    option = "" if r["concurrency"] is None else f" -c {threads}"
+    return (f"{r['workers']} x `voxqueue worker{option}`"
+            f" ({'+'.join(map(str, processes))} processes x {threads} threads)")
 
 
 def _worker_cpu(s) -> float:
@@ -60,10 +75,11 @@ def _cpu(r: dict) -> None:
         f" ingest command {1000 * s.cpu('ingest') / n:.1f} ms, this benchmark (sampling, polling, py-spy)"
         f" {1000 * s.cpu('harness') / n:.1f} ms; sum {1000 * attributed / n:.1f} ms")
     say(machine_line(s, attributed, r["idle_load"]))
-    rss = [max(s.rss(g).values(), default=0) / 2**20 for g in workers]
+    rss = [f"{m / 2**20:.0f}" for g in workers for _, m in sorted(s.rss(g).items())]
     say(f"  worker CPU {worker_cpu:.1f}s ({', '.join(f'{s.cpu(g):.1f}' for g in workers)}),"
-        f" peak RSS per worker {', '.join(f'{m:.0f}' for m in rss)} MiB; peak PostgreSQL connections to the"
-        f" run's database {s.peak_count.get('postgres', 0)} (sampled)")
+        f" peak RSS per process {', '.join(rss)} MiB (the command's own process first, then each"
+        f" worker process); peak PostgreSQL connections to the run's database"
+        f" {s.peak_count.get('postgres', 0)} (sampled)")
 
 
 def _latency_and_database(r: dict) -> None:

@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     _service_options(p.add_argument_group("services"))
     p.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    args.concurrency = [None if c.strip() == "default" else int(c)
+                        for c in str(args.concurrency).split(",") if c.strip()]
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip() in ("live", "drain")]
     return args
@@ -93,10 +94,15 @@ def _soe_options(g) -> None:
     g.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency per vendor call")
     g.add_argument("--baseline-files", type=int, default=0,
                    help="files sent by the seed loop, extrapolated to --files when fewer; 0: all of them")
-    g.add_argument("--workers", type=int, default=2, help="worker processes")
-    g.add_argument("--concurrency", default="16,32", help="threads per worker, one run each")
-    g.add_argument("--modes", default="live,drain",
+    g.add_argument("--workers", type=int, default=1, help="`voxqueue worker` commands")
+    g.add_argument("--processes", type=int, default=None,
+                   help="worker --processes of each command (default: the command's, one per core)")
+    g.add_argument("--concurrency", default="default",
+                   help="threads per worker process, one run each (default: the command's own)")
+    g.add_argument("--modes", default="live",
                    help="live: workers up, then ingest; drain: ingest, then workers (one run each)")
+    g.add_argument("--pool-threads", type=int, default=64,
+                   help="threads of the bare official-SDK client pool (the ceiling); 0: skip")
     g.add_argument("--repeat", type=int, default=1,
                    help="runs of each mode and concurrency, interleaved, then their median and range"
                         " (a machine whose speed drifts needs several to compare two versions)")

@@ -65,6 +65,11 @@ def _alive(sock: Path) -> bool:
         return False
 
 
+def embedded_running(var_dir: Path) -> bool:
+    """Whether the embedded broker runs (without starting it)."""
+    return _alive(var_dir.resolve() / "redis.sock")
+
+
 def ensure_embedded_redis(var_dir: Path) -> Path:
     """Start the embedded redis-server unless it already runs; return its socket path."""
     var_dir = var_dir.resolve()

@@ -102,12 +102,15 @@ class Settings(BaseSettings):
     # A closed stream whose end callback has not come after this long ends with the verdict it has.
     tupu_close_grace_seconds: float = 300.0
 
-    # Shared per-vendor request limits (requests per second across every worker).
-    soe_qps: float = 50.0
-    gme_qps: float = 100.0
-    shumei_qps: float = 50.0
-    tupu_qps: float = 20.0
-    asr_qps: float = 20.0
+    # Shared per-vendor request limits (requests per second across every worker), from the vendors'
+    # published limits (/work/shared/seeds, vendor-notes.md); where a vendor publishes none, a
+    # conservative default, said to be one: raise it to the quota your account was given.
+    soe_qps: float = 50.0  # conservative: SOE's docs (seed 000) publish no request rate
+    gme_qps: float = 5000.0  # GME ScanVoice: "默认接口请求频率限制:5000次/秒" (seed 003)
+    gme_result_qps: float = 1200.0  # GME DescribeScanResultList: 1200 requests/s (vendor notes)
+    shumei_qps: float = 50.0  # conservative: seed 004 names code 1901 (QPS exceeded), no number
+    tupu_qps: float = 20.0  # conservative: seed 001 publishes no request rate
+    asr_qps: float = 20.0  # Tencent offline ASR task creation: 20 requests/s (vendor notes)
 
     vendor_timeout: float = 10.0
     db_pool_size: int = 20  # PostgreSQL connections a process keeps (threads that work at once)
@@ -182,7 +185,8 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 2")
         return value - (value % 2)  # a chunk never splits a 16-bit sample
 
-    @field_validator("soe_qps", "gme_qps", "shumei_qps", "tupu_qps", "asr_qps", "vendor_timeout",
+    @field_validator("soe_qps", "gme_qps", "gme_result_qps", "shumei_qps", "tupu_qps", "asr_qps",
+                     "vendor_timeout",
                      "breaker_cooldown", "housekeeping_interval", "poll_interval", "notify_timeout",
                      "notify_backoff_max_seconds")
     @classmethod

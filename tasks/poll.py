@@ -67,7 +67,8 @@ def poll_gme() -> int:
 
 def _gme_group(group: list[tuple[int, str]]) -> bool:
     try:
-        client = clients.gme(get_settings(), clients.slot("gme", max_wait=5.0))  # taken as it leaves
+        # DescribeScanResultList has a limit of its own; its slot is taken as the request leaves
+        client = clients.gme(get_settings(), clients.slot("gme_result", max_wait=5.0))
         results = client.describe_scan_results([task_id for _, task_id in group])
     except (Throttled, VendorError) as error:
         log.warning("gme poll failed: %s", error, extra={"reason": getattr(error, "reason", "throttled")})

@@ -23,6 +23,12 @@ up to 60 ms; scheduled ahead of the workers, as a vendor's own machines would
 be, 186 paced gives peaks of 190-192).
 When the slot is free at once and the log has room, reserving and admitting
 are one script, one round trip.
+
+The same scripts count, per vendor and per second of Redis time, the requests
+granted and those the limit held back (that waited for their slot or for room in
+the log, or were told to stay away): :func:`limit_states` reads the last
+:data:`WINDOW_S` seconds of them, so ``voxqueue status``, ``voxqueue wait`` and the
+worker's log can say when a limit, not the vendor or the workers, sets the pace.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ import redis
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function count(base, field)
+  local key = base .. ':' .. t[1]
+  redis.call('HINCRBY', key, field, 1)
+  redis.call('EXPIRE', key, 120)
+end
 """
 
 # The wait in µs for a reserved slot (>= 0), or -(wait) when it is further than max_wait (refused).
@@ -65,19 +76,33 @@ local function admit(key, limit, member)
 end
 """
 
-# KEYS[1] the vendor's slot key; ARGV[1] interval (µs), ARGV[2] max wait (µs).
-GCRA = _NOW + _RESERVE + "return reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
+# Counts (KEYS[n], the vendor's stats prefix, one hash per second): "g" granted, "h" held back.
+# KEYS[1] the vendor's slot key, KEYS[2] stats; ARGV[1] interval (µs), ARGV[2] max wait (µs).
+GCRA = _NOW + _RESERVE + """
+local wait = reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait ~= 0 then count(KEYS[2], 'h') end
+return wait
+"""
 
-# KEYS[1] the vendor's send log; ARGV[1] limit per second, ARGV[2] a unique member.
-WINDOW = _NOW + _ADMIT + "return admit(KEYS[1], tonumber(ARGV[1]), ARGV[2])"
+# KEYS[1] the vendor's send log, KEYS[2] stats; ARGV[1] limit per second, ARGV[2] a unique member.
+WINDOW = _NOW + _ADMIT + """
+local admitted = admit(KEYS[1], tonumber(ARGV[1]), ARGV[2])
+if admitted > 0 then count(KEYS[2], 'g') end
+return admitted
+"""
 
 # Both in one round trip when the slot is free now (the common case below the limit):
-# KEYS slot key, send log; ARGV interval, max wait, limit, member. Returns {reserve, admit},
+# KEYS slot key, send log, stats; ARGV interval, max wait, limit, member. Returns {reserve, admit},
 # admit 0 when the slot lies ahead (the caller sleeps, then admits).
 TAKE = _NOW + _RESERVE + _ADMIT + """
 local wait = reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
-if wait ~= 0 then return {wait, 0} end
-return {0, admit(KEYS[2], tonumber(ARGV[3]), ARGV[4])}
+if wait ~= 0 then
+  count(KEYS[3], 'h')
+  return {wait, 0}
+end
+local admitted = admit(KEYS[2], tonumber(ARGV[3]), ARGV[4])
+count(KEYS[3], admitted > 0 and 'g' or 'h')
+return {0, admitted}
 """
 
 
@@ -114,13 +139,14 @@ class RateLimiter:
         """Reserve the vendor's next slot if it is at most ``max_wait`` seconds away."""
         if qps <= 0:
             return Slot(True, 0.0)
-        result = int(self._script(keys=[self.prefix + vendor], args=[self._interval_us(qps), int(max_wait * 1_000_000)]))
+        result = int(self._script(keys=[self.prefix + vendor, self._stats(vendor)],
+                                  args=[self._interval_us(qps), int(max_wait * 1_000_000)]))
         return Slot(result >= 0, abs(result) / 1_000_000)
 
     def admit(self, vendor: str, qps: float, sleep=time.sleep) -> float:
         """Wait until a send fits in the last second's log of sends; log it, return its Redis time."""
         member = uuid.uuid4().hex
-        while (answer := int(self._window(keys=[self.prefix + vendor + ":log"],
+        while (answer := int(self._window(keys=[self.prefix + vendor + ":log", self._stats(vendor)],
                                           args=[self._window_limit(qps), member]))) < 0:
             sleep(-answer / 1_000_000)
         return answer / 1_000_000
@@ -135,7 +161,7 @@ class RateLimiter:
             return Slot(True, 0.0)
         key = self.prefix + vendor
         wait_us, admitted_us = (int(v) for v in self._take(
-            keys=[key, key + ":log"],
+            keys=[key, key + ":log", self._stats(vendor)],
             args=[self._interval_us(qps), int(max_wait * 1_000_000), self._window_limit(qps), uuid.uuid4().hex]))
         if wait_us < 0:
             return Slot(False, -wait_us / 1_000_000)
@@ -144,6 +170,25 @@ class RateLimiter:
         if wait_us > 0:
             sleep(wait_us / 1_000_000)
         return Slot(True, wait_us / 1_000_000, self.admit(vendor, qps, sleep))
+
+    def _stats(self, vendor: str) -> str:
+        return self.prefix + vendor + ":stats"
+
+    def counts(self, vendors: tuple[str, ...], window: int) -> dict[str, tuple[int, int, int]]:
+        """Per vendor: requests granted and held back in the last ``window`` whole seconds (Redis
+        time), and how many of those seconds saw a request."""
+        now = int(self.client.time()[0])
+        with self.client.pipeline(transaction=False) as pipe:
+            for vendor in vendors:
+                for second in range(now - window, now):
+                    pipe.hmget(f"{self._stats(vendor)}:{second}", "g", "h")
+            replies = iter(pipe.execute())
+        found = {}
+        for vendor in vendors:
+            rows = [(int(g or 0), int(h or 0)) for g, h in (next(replies) for _ in range(window))]
+            found[vendor] = (sum(g for g, _ in rows), sum(h for _, h in rows),
+                             sum(1 for g, h in rows if g or h))
+        return found
 
     def _interval_us(self, qps: float) -> int:
         return int(1_000_000 / paced(qps, self.headroom))
@@ -182,3 +227,55 @@ def take(vendor: str, max_wait: float = 1.0) -> None:
     slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait)
     if not slot.granted:
         raise Throttled(vendor, slot.wait)
+
+
+# The limits the limiter knows: a vendor's, or one API's where it has its own (GME's results).
+LIMITS = ("soe", "gme", "gme_result", "shumei", "tupu", "asr")
+WINDOW_S = 10  # seconds of counts a reading covers
+HELD_SHARE = 0.1  # saturated: at least this share of the window's requests was held back ...
+BUSY_SHARE = 0.5  # ... while the granted rate was at least this share of the paced rate
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """One shared limit over the last :data:`WINDOW_S` seconds."""
+
+    service: str  # a vendor, or vendor_api (gme_result: DescribeScanResultList)
+    rate: float  # requests granted per second, over the seconds of the window that had requests
+    limit: float  # the configured requests per second
+    setting: str  # the variable that sets it
+    saturated: bool  # the limit, not the work, set the pace: requests waited for it
+    granted: int = 0
+    held: int = 0  # requests that waited for a slot, or were sent away to come back later
+    window: int = WINDOW_S
+
+    def line(self) -> str:
+        """``soe: 46 req/s, held by VOXQUEUE_SOE_QPS=50``"""
+        return f"{self.service}: {self.rate:.0f} req/s, held by {self.setting}={self.limit:g}"
+
+
+def setting_name(service: str) -> str:
+    return f"VOXQUEUE_{service.upper()}_QPS"
+
+
+def limit_states(client: redis.Redis | None = None) -> dict[str, LimitState]:
+    """Every shared limit's state over the last :data:`WINDOW_S` seconds, by service (a Redis
+    round trip for the time, one pipelined for the counts). Raises redis errors."""
+    from config.settings import get_settings
+
+    settings = get_settings()
+    rl = limiter() if client is None else RateLimiter(client)
+    states = {}
+    for service, (granted, held, busy) in rl.counts(LIMITS, WINDOW_S).items():
+        limit = settings.qps(service)
+        rate = granted / busy if busy else 0.0
+        saturated = (held > 0 and held >= HELD_SHARE * (granted + held)
+                     and rate >= BUSY_SHARE * paced(limit, rl.headroom))
+        states[service] = LimitState(service, rate, limit, setting_name(service), saturated,
+                                     granted, held)
+    return states
+
+
+def held_lines(client: redis.Redis | None = None) -> list[str]:
+    """A line per limit that is holding work back now (empty when none is)."""
+    return [state.line() for state in limit_states(client).values() if state.saturated]

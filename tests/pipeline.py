@@ -48,6 +48,10 @@ class Pipeline:
         return proc
 
     def start_worker(self, *args: str, name: str = "worker") -> subprocess.Popen:
+        """``voxqueue worker ARGS``: one process (with its threads) unless ``--processes`` is given,
+        so that a test's worker is one process it can kill, as before processes were the default."""
+        if not any(a.startswith("--processes") for a in args):
+            args = ("--processes", "1", *args)
         log = self.logs / f"{name}-{len(self.workers)}.log"
         proc = self.stack.enter_context(running(voxqueue_command("worker", *args), self.env, log))
         self.workers.append(proc)

@@ -17,6 +17,13 @@ def test_defaults_are_the_contracts():
     assert s.shumei_type == "POLITICS_PORN_AD_MOAN" and s.asr_engine == "16k_0"
 
 
+def test_default_limits_are_the_vendors_published_ones():
+    s = Settings()
+    # published: GME ScanVoice, GME DescribeScanResultList, ASR task creation
+    assert (s.qps("gme"), s.qps("gme_result"), s.qps("asr")) == (5000, 1200, 20)
+    assert (s.qps("soe"), s.qps("shumei"), s.qps("tupu")) == (50, 50, 20)  # none: conservative
+
+
 def test_environment_and_dotenv(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("VOXQUEUE_SOE_CHUNK_BYTES=4097\nVOXQUEUE_TENCENT_SECRET_KEY=from-dotenv\n")
     monkeypatch.setenv("VOXQUEUE_SOE_ENDPOINT", "http://127.0.0.1:8700")

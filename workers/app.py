@@ -67,6 +67,15 @@ def _start_housekeeping(sender=None, **_kwargs) -> None:
 
 
 @worker_ready.connect
+def _start_limit_log(**_kwargs) -> None:
+    """A line in the log, once a minute per host, while a shared rate limit holds work back."""
+    from config.broker import shared_client
+    from workers.limitlog import LimitLog
+
+    LimitLog.start(shared_client(get_settings()))
+
+
+@worker_ready.connect
 def _freeze_startup_objects(**_kwargs) -> None:
     """Modules, configuration and the app live as long as the worker: keep them out of the
     cyclic collector's way, so its full collections are short (they pause every thread)."""
@@ -86,6 +95,8 @@ def _hand_back(**_kwargs) -> None:
 def _stop_liveness(**_kwargs) -> None:
     from tasks import liveness
     from workers.housekeeper import Housekeeper
+    from workers.limitlog import LimitLog
 
     Housekeeper.stop_running()
+    LimitLog.stop_running()
     liveness.stop()

@@ -7,6 +7,7 @@ cannot be used). Errors are one line on stderr, never a traceback, never a secre
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from models import JobStatus
 from workers import api_cli, console, options
 
 log = logging.getLogger("voxqueue.cli")
+DEFAULT_THREADS = 16  # threads per worker process, waiting on vendors: 2 cores x 16 = 32 calls
 JOB_STATES = tuple(status.value for status in JobStatus)
 VERDICTS = ("PASS", "REVIEW", "REJECT")  # the contract's, strictest last
 
@@ -122,15 +124,44 @@ def ingest(source: Path, batch, services, ref_text, lang, notify_url) -> None:
 
 @cli.command()
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: all).")
-@click.option("-c", "--concurrency", type=options.THREADS, default=8, show_default=True, help="Worker threads.")
+@click.option("--processes", type=options.THREADS, default=None,
+              help="Worker processes, each with -c threads (default: one per core).")
+@click.option("-c", "--concurrency", type=options.THREADS, default=DEFAULT_THREADS,
+              show_default=True, help="Threads per worker process.")
 @click.option("--pool", default="threads", show_default=True, help="Celery pool (threads suits vendor I/O).")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--events/--no-events", default=False, show_default=True,
               help="Send task events always (by default only while Flower asks for them).")
-def worker(queues, concurrency, pool, loglevel, events) -> None:
-    """Run a Celery worker."""
-    import os
+@click.option("-n", "--hostname", default=None,
+              help="Celery node name (default celery@HOST; processes: voxqueue-PID-I@HOST).")
+def worker(queues, processes, concurrency, pool, loglevel, events, hostname) -> None:
+    """Run Celery workers: --processes processes (one per core by default), -c threads each."""
+    from workers.supervisor import Supervisor, default_processes, watch_parent
 
+    processes = processes or default_processes()
+    if processes == 1:
+        watch_parent()
+        _run_worker(queues, concurrency, pool, loglevel, events, hostname)
+        return
+
+    def command(index: int) -> list[str]:
+        from workers.processes import voxqueue_command
+
+        node, at, host = (hostname or f"voxqueue-{os.getpid()}@%h").partition("@")
+        name = f"{node}-{index}{at}{host}"
+        return voxqueue_command("worker", "--processes", "1", "-c", str(concurrency),
+                                "--pool", pool, "--loglevel", loglevel, "-n", name,
+                                *(["-Q", queues] if queues else []),
+                                *(["--events"] if events else []))
+
+    log.info("starting %d worker processes x %d threads", processes, concurrency)
+    supervisor = Supervisor(command, processes)
+    if supervisor.run() != 0:
+        raise Failure(supervisor.failed or "a worker process failed")
+
+
+def _run_worker(queues, concurrency, pool, loglevel, events, hostname) -> None:
+    """One Celery worker in this process."""
     from config.celery import QUEUES
     from config.settings import reset_settings
     from workers.app import app
@@ -139,6 +170,8 @@ def worker(queues, concurrency, pool, loglevel, events) -> None:
     reset_settings()
     argv = ["worker", "-P", pool, "-c", str(concurrency), "--loglevel", loglevel,
             "-Q", queues or ",".join(QUEUES), "--without-gossip", "--without-mingle"] + (["-E"] if events else [])
+    if hostname:
+        argv += ["-n", hostname]
     app.worker_main(argv)
 
 
@@ -201,6 +234,26 @@ def status(batch) -> None:
     if batch is not None and not found:
         raise Failure(f"no batch named {batch!r}")
     console.print_status(found)
+    for line in _held_lines() or []:
+        click.echo(console.visible(line))
+
+
+def _held_lines() -> list[str] | None:
+    """The shared limits holding work back now (tasks.ratelimit); None when the broker does not
+    answer (status and wait are the database's: a broker away must not stop them)."""
+    import redis
+
+    from config.broker import embedded_running
+    from config.settings import EMBEDDED_BROKER
+    from tasks.ratelimit import held_lines
+
+    settings = get_settings()
+    if settings.broker_url == EMBEDDED_BROKER and not embedded_running(settings.var_dir):
+        return []  # nothing can be held by a broker that is not running: do not start one to ask
+    try:
+        return held_lines()
+    except (redis.RedisError, OSError):
+        return None
 
 
 @cli.command()
@@ -213,13 +266,18 @@ def wait(batch, timeout) -> None:
     from models.stats import counts
 
     deadline = None if timeout is None else time.monotonic() + timeout
+    held: list[str] = []
+    held_at = 0.0
     with console.batch_progress(batch) as show:
         while True:
             with session_scope() as session:
                 current = counts(session, batch)
             if current is None:
                 raise Failure(f"no batch named {batch!r}")
-            show(current)
+            if time.monotonic() >= held_at and current.terminal < current.total:
+                found = _held_lines()  # every 2 s; 30 s after the broker did not answer
+                held, held_at = found or [], time.monotonic() + (2.0 if found is not None else 30.0)
+            show(current, held)
             if current.terminal >= current.total:
                 break
             left = None if deadline is None else deadline - time.monotonic()
@@ -231,7 +289,9 @@ def wait(batch, timeout) -> None:
 
 @cli.command()
 @click.option("--batch", help="Only this batch.")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default=None,
+              help="json (the default piped or with --output), csv, or html (a page with charts). "
+                   "On a terminal without it: a table of the first jobs.")
 @click.option("--output", type=click.Path(path_type=Path),
               help="Write to FILE instead of stdout (replaced only by a complete report).")
 @click.option("--status", "status_filter", type=click.Choice(JOB_STATES, case_sensitive=False),
@@ -243,11 +303,20 @@ def report(batch, fmt, output, status_filter, verdict) -> None:
     from models.stats import batch_names
     from workers.reporting import write_report, write_report_file
 
+    to_terminal = output is None and sys.stdout.isatty()
+    if fmt == "html" and to_terminal:
+        raise click.UsageError("--format html writes a page: add --output FILE (e.g. report.html)")
     if batch is not None:
         with session_scope() as session:
             if batch not in batch_names(session):
                 raise Failure(f"no batch named {batch!r}")
     filters = {"batch": batch, "status": status_filter, "verdict": verdict}
+    if fmt is None and to_terminal:
+        from workers.report_table import print_report_table, terminal_console
+
+        print_report_table(terminal_console(), **filters)
+        return
+    fmt = fmt or "json"
     if output is None:
         write_report(sys.stdout, fmt, **filters)
         return

@@ -103,16 +103,24 @@ def row_progress(label: str) -> Iterator[Callable[[int], None]]:
 
 
 @contextlib.contextmanager
-def batch_progress(batch: str) -> Iterator[Callable[[BatchCounts], None]]:
-    """A bar of terminal jobs on a terminal; a line per change when piped."""
+def batch_progress(batch: str) -> Iterator[Callable[..., None]]:
+    """A bar of terminal jobs on a terminal; a line per change when piped. ``show(counts, held)``:
+    ``held`` the lines of the shared limits holding work back (:func:`tasks.ratelimit.held_lines`),
+    beside the bar, or printed when piped as each limit starts holding work back."""
     if not err.is_terminal:
-        last = [None]
+        last, held_before = [None], set()
 
-        def show_plain(c: BatchCounts) -> None:
+        def show_plain(c: BatchCounts, held: list[str] | tuple = ()) -> None:
             line = summary_line(c)
             if line != last[0]:
                 print(line, file=sys.stderr, flush=True)
                 last[0] = line
+            services = {h.split(":", 1)[0] for h in held}
+            for h in held:
+                if h.split(":", 1)[0] not in held_before:
+                    print(visible(h), file=sys.stderr, flush=True)
+            held_before.clear()
+            held_before.update(services)
 
         yield show_plain
         return
@@ -121,8 +129,9 @@ def batch_progress(batch: str) -> Iterator[Callable[[BatchCounts], None]]:
     with Progress(*columns, console=err) as bar:
         task = bar.add_task(visible(batch), total=None, detail="")
 
-        def show_bar(c: BatchCounts) -> None:
-            bar.update(task, total=c.total, completed=c.terminal, detail=_detail(c))
+        def show_bar(c: BatchCounts, held: list[str] | tuple = ()) -> None:
+            detail = "; ".join([_detail(c), *held])
+            bar.update(task, total=c.total, completed=c.terminal, detail=visible(detail))
 
         yield show_bar
 

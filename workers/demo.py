@@ -2,7 +2,8 @@
 
 Starts the vendor sandbox with throw-away credentials, the webhook receiver, a
 beat and a worker; ingests the samples for SOE scoring and GME, Shumei and ASR
-moderation; shows progress and prints the report. Vendor endpoints and
+moderation; shows progress, prints the report as a table and writes it as an HTML
+page under var/reports/. Vendor endpoints and
 credentials are those of the sandbox whatever the environment says, so the
 demo never calls a real vendor.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import time
 from pathlib import Path
+
+from rich.text import Text
 
 from config.broker import stop_embedded_redis
 from config.settings import EMBEDDED_BROKER, get_settings, reset_settings
@@ -66,7 +68,7 @@ def run_demo(keep: bool = False) -> int:
         wait_http(hooks_url + "/healthz", web)
         batch = _ingest()
         ok = _wait(batch)
-        _report(batch)
+        _report(batch, settings.var_dir)
         if keep:
             console.err.print("--keep: press Ctrl-C to stop the sandbox and the worker")
             _sleep_forever()
@@ -103,10 +105,17 @@ def _wait(batch: str) -> bool:
     return False
 
 
-def _report(batch: str) -> None:
-    from workers.reporting import write_report
+def _report(batch: str, var_dir: Path) -> None:
+    """The table of the batch on stdout, and a page with its charts under ``var/reports/``."""
+    from workers.report_table import print_report_table, terminal_console
+    from workers.reporting import write_report_file
 
-    write_report(sys.stdout, "json", batch=batch)
+    page = var_dir / "reports" / f"{batch}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    write_report_file(page, "html", batch=batch)
+    out = terminal_console()
+    print_report_table(out, batch=batch, rows=max(3, out.height - 9))
+    out.print(Text(f"HTML report of batch {batch}: {page.resolve()}"), style="bold", soft_wrap=True)
 
 
 def _sleep_forever() -> None:

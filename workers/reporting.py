@@ -1,4 +1,4 @@
-"""Writing the report as JSON (one array) or CSV (one flattened row per job).
+"""Writing the report as JSON (one array), CSV (one flattened row per job) or an HTML page.
 
 Nothing is written before the first job is read, so a database that is down leaves stdout
 empty; a file is replaced only by a complete report.
@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import IO
 
 from models.db import session_scope
-from models.report import MODERATION, flatten, iter_jobs, job_report
+from models.report import (
+    MODERATION,
+    failure_reasons,
+    flatten,
+    iter_jobs,
+    job_report,
+    result_seconds,
+)
+from workers.report_html import Summary, write_html
 
 TEMPLATE = {
     "id": None, "batch": None, "audio": None, "status": None, "error": None, "verdict": None,
@@ -35,8 +43,10 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def write_report(out: IO[str], fmt: str, *, batch=None, status=None, verdict=None) -> int:
     """Stream the report to ``out``; return the number of jobs written."""
     with session_scope() as session:
-        rows = (job_report(job) for job in iter_jobs(session, batch, status=status, verdict=verdict))
-        rows = _started(rows)
+        jobs = _started(iter_jobs(session, batch, status=status, verdict=verdict))
+        if fmt == "html":
+            return _html(out, jobs, batch)
+        rows = (job_report(job) for job in jobs)
         return _csv(out, rows) if fmt == "csv" else _json(out, rows)
 
 
@@ -78,6 +88,14 @@ def _started(rows):
     """``rows`` with the first already read: a query that fails does so before any output."""
     rows = iter(rows)
     return itertools.chain(list(itertools.islice(rows, 1)), rows)
+
+
+def _html(out: IO[str], jobs, batch: str | None) -> int:
+    summary = Summary()
+    for job in jobs:
+        summary.add(job_report(job), result_seconds(job), failure_reasons(job))
+    write_html(out, summary, batch=batch)
+    return summary.total
 
 
 def _json(out: IO[str], rows) -> int:

@@ -24,7 +24,9 @@ SCRIPT = ROOT / "benchmarks" / "throughput.py"
 def test_defaults_match_the_brief():
     args = throughput.parse_args([])
     assert args.files == 500 and args.chunk_bytes == 10240 and args.latency_ms == 50
-    assert args.concurrency == [16, 32] and args.workers == 2 and args.ingest_rows == 10000
+    # one `voxqueue worker` as the README starts it
+    assert args.concurrency == [None] and args.workers == 1 and args.processes is None
+    assert args.modes == ["live"] and args.pool_threads == 64 and args.ingest_rows == 10000
     assert args.moderation_submissions == 1000 and args.moderation_qps == 200
     assert args.scenarios == ["soe", "ingest", "moderation"]
 
@@ -95,7 +97,8 @@ def test_tiny_run_of_every_scenario(redis_url):
         unavailable("PostgreSQL", RuntimeError(problem))
     args = [
         "--files", "6", "--baseline-files", "2", "--sandbox-sessions", "10", "--sandbox-concurrency", "5",
-        "--breakdown-files", "2", "--concurrency", "2", "--repeat", "2", "--ingest-rows", "30", "--ingest-files", "2",
+        "--breakdown-files", "2", "--concurrency", "2", "--processes", "2", "--modes", "live,drain",
+        "--pool-threads", "4", "--repeat", "2", "--ingest-rows", "30", "--ingest-files", "2",
         "--moderation-submissions", "40", "--moderation-qps", "20", "--moderation-concurrency", "2",
         "--redis-url", redis_url, "--pg-url", PG_URL, "--timeout", "120",
     ]
@@ -106,11 +109,16 @@ def test_tiny_run_of_every_scenario(redis_url):
     assert "skipped" not in out and "FAILED" not in out, out
     assert "baseline (seed loop, official SDK, sequential): 2 files, 6 calls, 0 errors" in out, out
     assert "SOE task in one process, one file at a time (2 files" in out, out
-    assert "voxqueue live, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
-    assert "voxqueue drain, 2 workers x 2 threads: 6/6 done, 0 failed" in out, out
+    ceiling = ("ceiling (bare pool of 4 official-SDK client threads, one process, keep-alive):"
+               " 6 files")
+    assert ceiling in out, out
+    shape = "1 x `voxqueue worker -c 2` (2 processes x 2 threads)"
+    assert f"voxqueue live, {shape}: 6/6 done, 0 failed" in out, out
+    assert f"voxqueue drain, {shape}: 6/6 done, 0 failed" in out, out
     assert out.count("6/6 done, 0 failed") == 4, out  # two rounds of live and drain
+    assert out.count("of the bare SDK client pool's") == 4, out
     for mode in ("live", "drain"):
-        assert f"  {mode}, 2 workers x 2 threads, 2 runs: " in out, out
+        assert f"  {mode}, {shape}, 2 runs: " in out, out
     assert out.count("rows/s") == 6, out
     assert "moderation: 40 submissions to shumei" in out, out
     assert "sandbox: 40 shumei.submit requests, 0 repeated keys, faults none" in out, out

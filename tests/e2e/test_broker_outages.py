@@ -95,7 +95,8 @@ def test_a_broker_that_never_answers_is_one_line_and_stops_nobody_from_stopping(
     manifest = write_recovery_manifest(tmp_path / "media", 10)
     point_at_sandbox(pipeline)
     logs = pipeline.logs
-    with running(voxqueue_command("worker", "-c", "4"), pipeline.env, logs / "worker.log") as worker, \
+    worker_cmd = voxqueue_command("worker", "--processes", "1", "-c", "4")
+    with running(worker_cmd, pipeline.env, logs / "worker.log") as worker, \
             running(voxqueue_command("beat"), pipeline.env, logs / "beat.log") as beat:
         started = time.monotonic()
         proc = pipeline.cli("ingest", str(manifest), check=False, timeout=60)

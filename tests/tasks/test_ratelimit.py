@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import re
+import threading
+import time
 
 import pytest
 import redis
 
-from tasks.ratelimit import RateLimiter
+from tasks.ratelimit import RateLimiter, held_lines, limit_states, paced
 
 
 @pytest.fixture
@@ -99,3 +102,55 @@ def test_late_senders_are_held_to_the_limit_in_any_second(client):
     stamps = [limiter.admit("gme", qps=5) for _ in range(12)]  # as if every thread woke late together
     assert peak_per_window(stamps) <= 5
     assert max(stamps) - min(stamps) >= 2.0  # 12 sends at 5 per second need two windows more
+
+
+def _whole_second(client) -> None:
+    """Sleep until the next second of Redis's clock begins (the counts' buckets)."""
+    micros = client.time()[1]
+    time.sleep(1 - micros / 1e6 + 0.01)
+
+
+def _send_for(limiter, vendor: str, qps: float, seconds: float, threads: int) -> None:
+    end = time.monotonic() + seconds
+
+    def sender() -> None:
+        while time.monotonic() < end:
+            limiter.acquire(vendor, qps=qps, max_wait=5)
+
+    pool = [threading.Thread(target=sender) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def test_limit_states_say_when_a_limit_holds_work_back(client, monkeypatch):
+    monkeypatch.setenv("VOXQUEUE_SOE_QPS", "20")
+    limiter = RateLimiter(client)  # the prefix the workers use
+    _whole_second(client)
+    _send_for(limiter, "soe", 20, 2.0, threads=6)  # six senders want far more than 20/s
+    _whole_second(client)
+
+    states = limit_states(client)
+    soe = states["soe"]
+    assert soe.saturated and soe.held > 0 and (soe.limit, soe.setting) == (20, "VOXQUEUE_SOE_QPS")
+    assert paced(20) * 0.5 <= soe.rate <= 20  # never above the limit
+    assert re.fullmatch(r"soe: \d+ req/s, held by VOXQUEUE_SOE_QPS=20", soe.line())
+    assert held_lines(client) == [soe.line()]
+    assert not states["gme"].saturated and states["gme"].rate == 0  # a vendor nobody called
+    assert set(states) == {"soe", "gme", "gme_result", "shumei", "tupu", "asr"}
+
+
+def test_a_limit_with_room_is_not_reported(client, monkeypatch):
+    monkeypatch.setenv("VOXQUEUE_GME_RESULT_QPS", "1200")
+    limiter = RateLimiter(client)
+    _whole_second(client)
+    for _ in range(20):  # one caller, one request at a time: the limit never makes it wait
+        assert limiter.acquire("gme_result", qps=1200, max_wait=5).wait == 0
+        time.sleep(0.005)
+    _whole_second(client)
+
+    state = limit_states(client)["gme_result"]
+    assert (state.granted, state.held, state.saturated) == (20, 0, False)
+    assert state.rate == 20 and state.setting == "VOXQUEUE_GME_RESULT_QPS" and state.limit == 1200
+    assert held_lines(client) == []

@@ -1,0 +1,65 @@
+"""One ``voxqueue worker`` with its defaults: a process per core, all of them working, all stopped
+by one SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+
+import psutil
+import pytest
+from sqlalchemy import select
+
+from models import Check
+from models.db import session_scope
+from tests.e2e.test_soe_pipeline import check_scores, make_manifest
+from tests.pipeline import wait_until
+from workers.processes import running, voxqueue_command
+from workers.supervisor import default_processes
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
+
+
+def holder_pids() -> set[int]:
+    """The processes that claimed the checks (a holder is host:pid:random)."""
+    with session_scope() as session:
+        holders = session.scalars(select(Check.holder).where(Check.holder.is_not(None))).all()
+    return {int(h.split(":")[1]) for h in holders}
+
+
+HELD = re.compile(r"^soe: \d+ req/s, held by VOXQUEUE_SOE_QPS=20$", re.MULTILINE)
+
+
+def test_one_worker_command_runs_a_process_per_core_and_stops_them_all(pipeline, tmp_path):
+    """With SOE's limit low, the user is told that the limit holds the batch back."""
+    folder = tmp_path / "readings"
+    manifest = make_manifest(folder, 60)
+    pipeline.sandbox("config", {"latency_ms": 50})  # calls that wait, so every process gets files
+    pipeline.env["VOXQUEUE_SOE_QPS"] = "20"  # ~180 chunks: about 10 s held by the limit
+    cores = default_processes()
+    if cores < 2:
+        pytest.skip("one core: the worker is one process")
+    with running(voxqueue_command("worker"), pipeline.env, pipeline.logs / "worker.log") as worker:
+        wait_until(lambda: len(psutil.Process(worker.pid).children()) == cores, 30)
+        children = psutil.Process(worker.pid).children()
+        assert "held by" not in pipeline.cli("status").stdout  # nothing sent: nothing held
+        pipeline.cli("ingest", str(manifest))
+        waiting = subprocess.Popen(
+            voxqueue_command("wait", "--batch", "readings", "--timeout", "120"), env=pipeline.env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        status = wait_until(lambda: HELD.search(out := pipeline.cli("status").stdout) and out, 60)
+        _out, err = waiting.communicate(timeout=150)
+        assert waiting.returncode == 0, err
+        assert HELD.search(err), err  # wait said so too, beside its progress
+        assert "batch readings" in status
+
+        check_scores(pipeline.report("readings"), folder)
+        assert holder_pids() == {c.pid for c in children}  # each process took files, no other did
+        print(f"\nRSS per worker process: {[c.memory_info().rss >> 20 for c in children]} MiB")
+
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, alive

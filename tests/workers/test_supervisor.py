@@ -1,0 +1,42 @@
+"""``voxqueue worker --processes N``'s supervision, with stand-in children (real processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from tests.pipeline import wait_until
+from workers import supervisor
+from workers.supervisor import Supervisor
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def test_a_child_that_dies_is_started_again_and_sigterm_stops_them_all(monkeypatch):
+    monkeypatch.setattr(supervisor, "BOOT_SECONDS", 0.0)
+    sup = Supervisor(lambda index: SLEEPER, 2)
+    seen: list = []
+
+    def drive() -> None:
+        wait_until(lambda: len(sup.children) == 2, 10, interval=0.05)
+        killed = sup.children[0].proc
+        killed.kill()
+        wait_until(lambda: 0 in sup.children and sup.children[0].proc is not killed, 10,
+                   interval=0.05)
+        seen.extend(c.proc for c in sup.children.values())
+        os.kill(os.getpid(), signal.SIGTERM)  # to the command: it stops every child
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    assert sup.run() == 0
+    thread.join()
+    assert len(seen) == 2 and [p.returncode for p in seen] == [-signal.SIGTERM] * 2
+
+
+def test_a_child_that_cannot_start_stops_the_others_and_fails_the_command():
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    sup = Supervisor(lambda index: failing if index == 0 else SLEEPER, 2)
+    assert sup.run() == 1
+    assert sup.failed.startswith("worker process 0 exited with status 3 while starting")
