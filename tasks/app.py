@@ -15,8 +15,15 @@ from config.celery import celery_config
 from config.settings import get_settings
 
 TASK_MODULES = [
-    "tasks.soe", "tasks.gme", "tasks.shumei", "tasks.asr", "tasks.tupu",
-    "tasks.results", "tasks.poll", "tasks.housekeeping", "tasks.notify",
+    "tasks.soe",
+    "tasks.gme",
+    "tasks.shumei",
+    "tasks.asr",
+    "tasks.tupu",
+    "tasks.results",
+    "tasks.poll",
+    "tasks.housekeeping",
+    "tasks.notify",
 ]
 
 transport.install()  # before any broker connection: see config.transport

@@ -42,7 +42,8 @@ def gme(settings: Settings, before_send: Hook = None) -> GmeClient:
                      before_send=before_send)
 
 
-def shumei(settings: Settings, endpoint: str | None = None, before_send: Hook = None) -> ShumeiClient:
+def shumei(settings: Settings, endpoint: str | None = None,
+           before_send: Hook = None) -> ShumeiClient:
     """A client of one Shumei cluster: ``endpoint``, or the default one."""
     key = _require("shumei", settings.shumei_access_key, "VOXQUEUE_SHUMEI_ACCESS_KEY")
     return ShumeiClient(
@@ -56,7 +57,8 @@ def shumei(settings: Settings, endpoint: str | None = None, before_send: Hook = 
 def asr(settings: Settings, before_send: Hook = None) -> AsrClient:
     appid = _require("asr", settings.asr_appid, "VOXQUEUE_ASR_APPID")
     return AsrClient(settings.asr_endpoint, appid, tencent_credentials(settings),
-                     engine=settings.asr_engine, timeout=settings.vendor_timeout, before_send=before_send)
+                     engine=settings.asr_engine, timeout=settings.vendor_timeout,
+                     before_send=before_send)
 
 
 def tupu(settings: Settings, before_send: Hook = None) -> TupuClient:
@@ -64,5 +66,5 @@ def tupu(settings: Settings, before_send: Hook = None) -> TupuClient:
     key_path = _require("tupu", settings.tupu_private_key, "VOXQUEUE_TUPU_PRIVATE_KEY")
     public = settings.tupu_public_key.read_bytes() if settings.tupu_public_key else None
     signer = TupuSigner(secret_id, key_path.read_bytes())
-    return TupuClient(settings.tupu_endpoint, signer, public_key_pem=public, timeout=settings.vendor_timeout,
-                      before_send=before_send)
+    return TupuClient(settings.tupu_endpoint, signer, public_key_pem=public,
+                      timeout=settings.vendor_timeout, before_send=before_send)

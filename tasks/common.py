@@ -1,5 +1,6 @@
-"""What every service task does with its check: the lifecycle's transitions (:mod:`tasks.lifecycle`),
-re-exported, and the same transitions for a check loaded as an ORM object (results, polls).
+"""What every service task does with its check: the lifecycle's transitions
+(:mod:`tasks.lifecycle`), re-exported, and the same transitions for a check loaded as an ORM
+object (results, polls).
 
 A check loaded in an ORM session changes state through the lifecycle's Core statements too,
 on the session's own connection and transaction: its pending changes are flushed first, and
@@ -19,8 +20,19 @@ from tasks import lifecycle
 from tasks.lifecycle import ACTIVE, Lease, finish, poisoned, release, renew, take_lease
 from vendors.errors import VendorError
 
-__all__ = ["ACTIVE", "Lease", "complete", "fail", "fail_by_id", "finish", "poisoned", "release", "renew",
-           "take_lease", "unexpected"]
+__all__ = [
+    "ACTIVE",
+    "Lease",
+    "complete",
+    "fail",
+    "fail_by_id",
+    "finish",
+    "poisoned",
+    "release",
+    "renew",
+    "take_lease",
+    "unexpected",
+]
 
 log = logging.getLogger("voxqueue.tasks")
 
@@ -54,6 +66,13 @@ def unexpected(service: str, exc: Exception) -> VendorError:
     """An exception no rule expected (a bug, or an input that cannot be turned into a request):
     the check fails at once with the exception's class as its reason, instead of waiting for
     its lease to lapse and its deliveries to run out."""
-    log.error("%s: unexpected %s: %s", service, type(exc).__name__, str(exc)[:200],
-              exc_info=log.isEnabledFor(logging.DEBUG))
-    return VendorError(service, type(exc).__name__, f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
+    log.error(
+        "%s: unexpected %s: %s",
+        service,
+        type(exc).__name__,
+        str(exc)[:200],
+        exc_info=log.isEnabledFor(logging.DEBUG),
+    )
+    return VendorError(
+        service, type(exc).__name__, f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+    )

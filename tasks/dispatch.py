@@ -30,7 +30,7 @@ from config.celery import SERVICE_TASKS
 log = logging.getLogger("voxqueue.dispatch")
 BROKER_ERRORS = (OperationalError, InconsistencyError, redis.RedisError, ConnectionError, TimeoutError)
 
-TASK_FOR = SERVICE_TASKS  # service -> its task's name (config.celery: every task takes a list of ids)
+TASK_FOR = SERVICE_TASKS  # service -> its task's name (config.celery); each takes a list of ids
 # Services whose task takes a list of check ids: GME's ScanVoice takes up to 100 files in one
 # request; Shumei and ASR take one file per request, but a task submitting ten in turn spends
 # a tenth of the broker and claim overhead per file.
@@ -113,7 +113,8 @@ def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> 
                     label = f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
                 else:
                     label = _group_label(group, labels, service)
-                app.send_task(TASK_FOR[service], args=[group], queue=service, producer=producer, declare=[],
+                app.send_task(TASK_FOR[service], args=[group], queue=service, producer=producer,
+                              declare=[],
                               argsrepr=label, retry=False)  # enqueue's own wait retries
                 sent += 1
     return sent

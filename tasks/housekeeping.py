@@ -169,7 +169,8 @@ def _lapsed(now: dt.datetime) -> list[tuple[int, str]]:
 
 
 def _end_leases(which) -> list[tuple[int, str]]:
-    """Set the leases ``which`` selects to :data:`~tasks.lifecycle.ENDED` (sent again once per death)."""
+    """Set the leases ``which`` selects to :data:`~tasks.lifecycle.ENDED` (sent again once per
+    death)."""
     statement = (update(Check).where(which, Check.status.in_(ACTIVE), Check.lease_until > ENDED)
                  .values(lease_until=ENDED).returning(Check.id, Check.service))
     with transaction() as conn:

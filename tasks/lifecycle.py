@@ -62,7 +62,8 @@ from tasks.status import SoleCheck, refresh_job_row
 
 log = logging.getLogger("voxqueue.tasks")
 
-PENDING, RUNNING, CLOSING = CheckStatus.PENDING.value, CheckStatus.RUNNING.value, CheckStatus.CLOSING.value
+PENDING, RUNNING = CheckStatus.PENDING.value, CheckStatus.RUNNING.value
+CLOSING = CheckStatus.CLOSING.value
 DONE, FAILED = CheckStatus.DONE.value, CheckStatus.FAILED.value
 ACTIVE = (PENDING, RUNNING)
 # transition -> (the states it moves a check from, the state it moves it to). Renewing, releasing
@@ -81,7 +82,8 @@ ENDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
 
 _RETURNED = (checks.c.id, checks.c.job_id, checks.c.service, checks.c.deliveries, checks.c.attempts,
-             checks.c.session_id, checks.c.chunks_sent, checks.c.vendor_task_id, checks.c.deadline_at)
+             checks.c.session_id, checks.c.chunks_sent, checks.c.vendor_task_id,
+             checks.c.deadline_at)
 
 
 def _claim_statement(with_session_id: bool):
@@ -296,7 +298,8 @@ def release(check_id: int, conn: Connection | None = None, **values: Any) -> Non
 
 @functools.lru_cache(maxsize=64)
 def _move(names: tuple[str, ...], sources: tuple[str, ...]):
-    """``UPDATE checks SET <names> WHERE id = :p_check AND status IN <sources> RETURNING job_id``."""
+    """``UPDATE checks SET <names> WHERE id = :p_check AND status IN <sources>
+    RETURNING job_id``."""
     return (update(checks).where(checks.c.id == bindparam("p_check"), checks.c.status.in_(sources))
             .values({name: bindparam("v_" + name) for name in names}).returning(checks.c.job_id))
 
@@ -307,7 +310,8 @@ def move(conn: Connection, check_id: int, transition: str, **values: Any) -> boo
     sources, target = TRANSITIONS[transition]
     values = {**values, "status": target}
     names = tuple(sorted(values))
-    row = conn.execute(_move(names, sources), {"p_check": check_id, **{"v_" + n: values[n] for n in names}}).first()
+    params = {"p_check": check_id, **{"v_" + n: values[n] for n in names}}
+    row = conn.execute(_move(names, sources), params).first()
     if row is None:
         return False
     refresh_job_row(conn, row.job_id)
@@ -342,7 +346,8 @@ _RETRY_LATER = {counted: _retry_statement(counted) for counted in (False, True)}
 
 @dataclass(frozen=True)
 class Later:
-    """What :func:`retry_later` decided: the checks to send again, and the most attempts among them."""
+    """What :func:`retry_later` decided: the checks to send again, and the most attempts among
+    them; the checks it failed."""
 
     ids: list[int]
     attempts: int
@@ -357,7 +362,8 @@ def retry_later(conn: Connection, check_ids: list[int], reason: str, message: st
     attempts = {row.id: row.attempts for row in conn.execute(_RETRY_LATER[counted], params)}
     failed = [i for i in check_ids if i in attempts and policy.exhausted(attempts[i])]
     for check_id in failed:
-        fail_check(conn, check_id, reason, f"gave up after {attempts[check_id]} attempts: {message}")
+        gave_up = f"gave up after {attempts[check_id]} attempts: {message}"
+        fail_check(conn, check_id, reason, gave_up)
     again = [i for i in check_ids if i in attempts and i not in failed]
     return Later(again, max((attempts[i] for i in again), default=0), failed)
 

@@ -135,7 +135,8 @@ class Later:
         self.outcomes.update(dict.fromkeys(ids, outcome.retry(wait, reason)))
 
 
-def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> str:
+def submit_with_retries(task, batch: Claimed,
+                        submit: Callable[[Claimed], dict[int, Accepted]]) -> str:
     """Take a rate-limit slot, submit, record; on failure retry or fail as the error says.
     Returns what happened (:mod:`tasks.outcome`)."""
     if not batch.checks:
@@ -201,8 +202,9 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
         record(accepted)
         later.outcomes.update(dict.fromkeys(accepted, Outcome(outcome.SUBMITTED)))
         for taken in accepted.values():
+            request_id = (taken.result or {}).get("requestId")
             log.info("submitted", extra={"vendor_task_id": taken.vendor_task_id,
-                                         "vendor_request_id": (taken.result or {}).get("requestId")})
+                                         "vendor_request_id": request_id})
         missing = [i for i in ids if i not in accepted]
         if missing:  # the vendor answered for some tasks only: the rest go again
             _on_error(missing, VendorError(batch.service, "partial", "no task id returned",
@@ -241,5 +243,6 @@ def _send_again(task, batch: Claimed, later: Later) -> str:
     if later.ids:
         countdown = policy.MODERATION.countdown(0, later.wait)  # a hint, within the visibility rule
         line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
-        raise task.retry(args=[later.ids], countdown=countdown, exc=outcome.SentAgain(line), max_retries=None)
+        raise task.retry(args=[later.ids], countdown=countdown, exc=outcome.SentAgain(line),
+                         max_retries=None)
     return outcome.summary(list(outcomes.values()))

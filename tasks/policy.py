@@ -26,7 +26,7 @@ Random = Callable[[], float]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` tries in all (None: no limit); the n-th wait doubles from ``base`` up to ``cap``.
+    """``attempts`` tries in all (None: no limit); the n-th wait doubles from ``base`` to ``cap``.
 
     With ``jitter`` the wait is uniform in [ceiling/2, ceiling]: retries spread out but
     never come back at once; without it, the ceiling itself (poll schedules).
@@ -46,7 +46,9 @@ class RetryPolicy:
         """True when ``attempts`` tries have used up what the policy allows."""
         return self.attempts is not None and attempts >= self.attempts
 
-    def countdown(self, attempt: int, hint: float | None = None, rand: Random = random.random) -> float:
+    def countdown(
+        self, attempt: int, hint: float | None = None, rand: Random = random.random
+    ) -> float:
         """The delay of a retry message: the vendor's or the limiter's ``hint`` when it gave one,
         else :meth:`delay`; never beyond :data:`~config.celery.MAX_COUNTDOWN_S`."""
         wait = hint if hint is not None else self.delay(attempt, rand)
@@ -68,14 +70,18 @@ def notify(settings: Settings) -> RetryPolicy:
     return RetryPolicy(attempts=None, base=1.0, cap=settings.notify_backoff_max_seconds)
 
 
-INFRA = RetryPolicy(attempts=None, base=1.0, cap=60.0)  # our database or Redis failed: no attempt spent
+INFRA = RetryPolicy(
+    attempts=None, base=1.0, cap=60.0
+)  # our database or Redis failed: no attempt spent
 
 # In-process retries (a thread waits; the task keeps its lease).
 SOE_CHUNK = RetryPolicy(attempts=4, base=0.2, cap=4.0)  # one chunk, before the task itself retries
 SOE_THROTTLED = RetryPolicy(attempts=None, base=0.25, cap=4.0)  # SOE throttles one request
 SOE_THROTTLE_BUDGET_S = 20.0  # in-process waiting on SOE's throttling before the task retries
 SOE_RESULT = RetryPolicy(attempts=10, base=0.2, cap=3.0)  # asking for a session's result
-STREAM_CLOSE = RetryPolicy(attempts=MODERATION.attempts, base=0.5, cap=8.0)  # `voxqueue stream close`
+STREAM_CLOSE = RetryPolicy(
+    attempts=MODERATION.attempts, base=0.5, cap=8.0
+)  # `voxqueue stream close`
 STREAM_CLOSE_PAUSE_BUDGET_S = 30.0  # its waiting on limits, throttling and an open circuit, in all
 BROKER_WAIT = RetryPolicy(attempts=None, base=0.5, cap=4.0)  # a producer waiting for its broker
 

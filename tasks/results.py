@@ -166,7 +166,8 @@ def find_check(session, event: CallbackEvent) -> Check | None:
 
 
 @app.task(bind=True, name=CALLBACK_MERGE, acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap), retry_jitter=True)
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap),
+          retry_jitter=True)
 def merge(self, event_id: int) -> None:
     """Merge a stored callback into its check (idempotent)."""
     with session_scope() as session:
@@ -175,7 +176,7 @@ def merge(self, event_id: int) -> None:
             return
         check = find_check(session, event)
         if check is None:
-            retries = self.request.retries  # a callback may arrive before its submission is recorded
+            retries = self.request.retries  # it may come before its submission is recorded
             if not policy.CALLBACK_BEFORE_SUBMISSION.exhausted(retries):
                 raise self.retry(countdown=policy.CALLBACK_BEFORE_SUBMISSION.countdown(retries + 1))
             event.state, event.note = "unknown", "no check has this vendor task id"

@@ -16,9 +16,13 @@ class UnknownBatch(LookupError):
 
 def retry_failed(*, batch: str | None = None, service: str | None = None) -> int:
     checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
-    query = (select(checks.c.id, checks.c.service).join(jobs, jobs.c.id == checks.c.job_id)
-             .join(batches, batches.c.id == jobs.c.batch_id)
-             .where(checks.c.status == CheckStatus.FAILED.value).order_by(checks.c.id))
+    query = (
+        select(checks.c.id, checks.c.service)
+        .join(jobs, jobs.c.id == checks.c.job_id)
+        .join(batches, batches.c.id == jobs.c.batch_id)
+        .where(checks.c.status == CheckStatus.FAILED.value)
+        .order_by(checks.c.id)
+    )
     with transaction() as conn:
         if batch is not None:  # "" names no batch; it is not "every batch"
             if conn.scalar(select(batches.c.id).where(batches.c.name == batch)) is None:

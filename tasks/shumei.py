@@ -56,7 +56,8 @@ def _base64_size(path: Path) -> int:
 @app.task(bind=True, name=SHUMEI_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
 def submit(self, check_ids: list[int]) -> str:
     """Submit a group of Shumei checks, one request each."""
-    return moderation.submit_each(self, moderation.claim_all("shumei", check_ids, describe), _submit)
+    batch = moderation.claim_all("shumei", check_ids, describe)
+    return moderation.submit_each(self, batch, _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
@@ -83,7 +84,8 @@ def endpoint_of(result: Any) -> str | None:
 
 
 @app.task(bind=True, name=SHUMEI_QUERY, acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap), retry_jitter=True)
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap),
+          retry_jitter=True)
 def query(self, check_id: int) -> None:
     """Ask Shumei for one check's result now (an unauthenticated callback named it).
 

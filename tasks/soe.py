@@ -149,7 +149,7 @@ def evaluate(self, check_ids: list[int]) -> str:
             break
         outcomes[check_id] = found
         if found.kind == outcome.RETRY and _pauses_the_rest(found.error):
-            outcomes.update(dict.fromkeys(ids[position + 1:], found))  # not claimed: nothing to release
+            outcomes.update(dict.fromkeys(ids[position + 1:], found))  # unclaimed: none to release
             break
     if handed_back:  # to another worker at once, in new messages
         log.info("worker stopping: handing back %d soe check(s)", len(handed_back))
@@ -159,7 +159,7 @@ def evaluate(self, check_ids: list[int]) -> str:
     if again:
         countdown = policy.soe(settings).countdown(0, max(o.wait for o in again.values()))
         line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
-        log.info("soe: %s", line)  # the retry's exception is the last vendor error, as Celery shows it
+        log.info("soe: %s", line)  # the retry's exception: the last vendor error, as before
         last_error = list(again.values())[-1].error
         raise self.retry(args=[list(again)], countdown=countdown, exc=last_error, max_retries=None)
     return outcome.summary(list(outcomes.values()))
@@ -379,9 +379,10 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             found = recover() if recover is not None and isinstance(error, TransportError | BadResponse) else None
             if found is not None:
                 return found
-            if error.disposition is Disposition.THROTTLED and waited < policy.SOE_THROTTLE_BUDGET_S:
+            kind = error.disposition
+            if kind is Disposition.THROTTLED and waited < policy.SOE_THROTTLE_BUDGET_S:
                 pause = error.retry_after or policy.SOE_THROTTLED.delay(int(waited) + 1)
-            elif error.disposition is Disposition.RETRY and not policy.SOE_CHUNK.exhausted(tries + 1):
+            elif kind is Disposition.RETRY and not policy.SOE_CHUNK.exhausted(tries + 1):
                 tries += 1
                 pause = policy.SOE_CHUNK.delay(tries)
             else:
@@ -406,7 +407,8 @@ def _handle_error(lease: common.Lease, error: VendorError, settings: Settings) -
                    "next_poll_at": None, "deadline_at": None}
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
-    common.release(lease.check_id, attempts=attempts, error_reason=error.reason, error=error.summary(),
+    common.release(lease.check_id, attempts=attempts, error_reason=error.reason,
+                   error=error.summary(),
                    **restart)
     return policy.soe(settings).countdown(attempts)
 
@@ -415,7 +417,8 @@ def _fail(lease: common.Lease, error: VendorError) -> None:
     """Failed for good; an async session's is forgotten, so ``voxqueue retry`` starts it anew
     and the beat never asks for it again."""
     with transaction() as conn:
-        lifecycle.fail(conn, lease, error.reason, error.summary(), vendor_task_id=None, next_poll_at=None)
+        lifecycle.fail(conn, lease, error.reason, error.summary(), vendor_task_id=None,
+                       next_poll_at=None)
 
 
 def _store(plan: Plan, result: Result, chunks: int) -> None:

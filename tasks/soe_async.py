@@ -40,7 +40,8 @@ def poll_one(check_id: int, settings: Settings) -> bool:
         restart(check_id, settings, "result_expired", "soe: no result within the vendor's result window")
         return False
     try:
-        result = client(settings, clients.slot("soe", max_wait=5.0)).query(session_id, params_for(options))
+        soe = client(settings, clients.slot("soe", max_wait=5.0))
+        result = soe.query(session_id, params_for(options))
     except VendorError as error:
         _after_error(check_id, error, settings)
         return True

@@ -137,7 +137,8 @@ def mark_closing(check_id: int) -> Closed:
     meanwhile has made it ``done``, and stays so); what it is now."""
     with transaction() as conn:
         lifecycle.close(conn, check_id)
-        row = conn.execute(select(checks.c.status, checks.c.verdict).where(checks.c.id == check_id)).one()
+        now = select(checks.c.status, checks.c.verdict).where(checks.c.id == check_id)
+        row = conn.execute(now).one()
         return Closed(row.status, row.verdict)
 
 

@@ -37,8 +37,11 @@ def upward_imports(layer: str) -> list[str]:
     found = []
     for path in sorted((ROOT / layer).rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
-        found += [f"{path.relative_to(ROOT)}:{line} imports {package}"
-                  for line, package in imported(tree) if package in FORBIDDEN[layer]]
+        found += [
+            f"{path.relative_to(ROOT)}:{line} imports {package}"
+            for line, package in imported(tree)
+            if package in FORBIDDEN[layer]
+        ]
     return found
 
 

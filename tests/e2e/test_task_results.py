@@ -24,10 +24,22 @@ def test_flower_shows_a_permanent_vendor_failure_as_the_tasks_result(pipeline, t
     flower = f"http://127.0.0.1:{port}"
     pipeline.start_worker("-c", "2", "-Q", "soe")
     proc = pipeline.stack.enter_context(
-        running(voxqueue_command("flower", "--port", str(port)), pipeline.env, pipeline.logs / "flower.log"))
+        running(
+            voxqueue_command("flower", "--port", str(port)),
+            pipeline.env,
+            pipeline.logs / "flower.log",
+        )
+    )
     wait_http(flower + "/healthcheck", proc, timeout=30)
-    worker_log = pipeline.logs / "worker-0.log"  # workers send task events once Flower asks for them
-    wait_until(lambda: "Events of group {task} enabled by remote" in worker_log.read_text(errors="replace"), 30)
+    worker_log = (
+        pipeline.logs / "worker-0.log"
+    )  # workers send task events once Flower asks for them
+    wait_until(
+        lambda: (
+            "Events of group {task} enabled by remote" in worker_log.read_text(errors="replace")
+        ),
+        30,
+    )
 
     pipeline.cli("ingest", str(make_manifest(tmp_path / "readings", 1)))
     pipeline.wait("readings", timeout=60)
@@ -36,9 +48,16 @@ def test_flower_shows_a_permanent_vendor_failure_as_the_tasks_result(pipeline, t
 
     def finished():
         tasks = requests.get(flower + "/api/tasks", timeout=10).json()
-        done = [t for t in tasks.values() if t["name"] == "voxqueue.soe.evaluate" and t["state"] == "SUCCESS"]
+        done = [
+            t
+            for t in tasks.values()
+            if t["name"] == "voxqueue.soe.evaluate" and t["state"] == "SUCCESS"
+        ]
         return done or None
 
     (task,) = wait_until(finished, 30)
     assert task["result"] == "'failed: auth'"
-    assert wrong_key not in task["result"] and pipeline.env["VOXQUEUE_TENCENT_SECRET_ID"] not in task["result"]
+    assert (
+        wrong_key not in task["result"]
+        and pipeline.env["VOXQUEUE_TENCENT_SECRET_ID"] not in task["result"]
+    )

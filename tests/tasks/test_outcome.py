@@ -22,14 +22,24 @@ def test_a_groups_outcomes_are_counted_most_first():
 
 
 def test_retries_show_their_groups_one_countdown():
-    found = {1: outcome.retry(1.0, "http_5xx"), 2: outcome.retry(7.0, "throttled"), 3: outcome.done()}
+    found = {
+        1: outcome.retry(1.0, "http_5xx"),
+        2: outcome.retry(7.0, "throttled"),
+        3: outcome.done(),
+    }
     assert outcome.summary(list(outcome.sent_again(found, 7.0).values())) == (
-        "1 retry in 7 s (http_5xx); 1 retry in 7 s (throttled); 1 done")
+        "1 retry in 7 s (http_5xx); 1 retry in 7 s (throttled); 1 done"
+    )
 
 
 def test_a_retry_names_a_reason_code_never_the_vendors_message():
-    error = VendorError("soe", "http_5xx", "HTTP 503 secret-token=abc", disposition=Disposition.RETRY)
+    error = VendorError(
+        "soe", "http_5xx", "HTTP 503 secret-token=abc", disposition=Disposition.RETRY
+    )
     assert outcome.retry_reason(error) == "http_5xx"
-    assert outcome.retry_reason(VendorError("gme", "4000", "x", disposition=Disposition.THROTTLED)) == "throttled"
+    assert (
+        outcome.retry_reason(VendorError("gme", "4000", "x", disposition=Disposition.THROTTLED))
+        == "throttled"
+    )
     assert outcome.retry_reason(Throttled("soe", 2.0)) == "throttled"
     assert outcome.retry_reason(CircuitOpen("soe", 5.0)) == "circuit open"

@@ -12,9 +12,17 @@ from tasks.policy import RetryPolicy
 LOW, HIGH = (lambda: 0.0), (lambda: 1.0)
 
 
-@pytest.mark.parametrize(("attempt", "low", "high"), [
-    (1, 0.5, 1.0), (2, 1.0, 2.0), (3, 2.0, 4.0), (4, 4.0, 8.0), (5, 5.0, 10.0), (50, 5.0, 10.0),
-])
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"),
+    [
+        (1, 0.5, 1.0),
+        (2, 1.0, 2.0),
+        (3, 2.0, 4.0),
+        (4, 4.0, 8.0),
+        (5, 5.0, 10.0),
+        (50, 5.0, 10.0),
+    ],
+)
 def test_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half(attempt, low, high):
     p = RetryPolicy(attempts=None, base=1.0, cap=10.0)
     assert p.delay(attempt, LOW) == low
@@ -23,7 +31,16 @@ def test_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half(attempt, low, 
 
 
 def test_a_schedule_without_jitter_is_its_ceiling():
-    assert [policy.POLL.delay(n) for n in (1, 2, 3, 4, 5, 6, 7, 1000)] == [2, 4, 8, 16, 32, 60, 60, 60]
+    assert [policy.POLL.delay(n) for n in (1, 2, 3, 4, 5, 6, 7, 1000)] == [
+        2,
+        4,
+        8,
+        16,
+        32,
+        60,
+        60,
+        60,
+    ]
     assert [policy.SOE_POLL.delay(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 10]
 
 

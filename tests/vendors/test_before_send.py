@@ -14,8 +14,13 @@ def test_the_hook_runs_once_per_request_after_signing_and_before_the_post():
     post = FakePost({"SessionId": "s", "Status": "Evaluating"})
     recording = lambda *a, **kw: (events.append("post"), post(*a, **kw))[1]
     clock = lambda: (events.append("signed"), 1_700_000_000)[1]  # the signer reads the clock
-    client = SoeClient("https://soe.tencentcloudapi.com", CREDS, post=recording, clock=clock,
-                       before_send=lambda: events.append("slot"))
+    client = SoeClient(
+        "https://soe.tencentcloudapi.com",
+        CREDS,
+        post=recording,
+        clock=clock,
+        before_send=lambda: events.append("slot"),
+    )
     client.transmit_with_init("s", 1, False, b"\0\0" * 8, SoeParams(ref_text="red"))
     client.transmit_with_init("s", 2, False, b"\0\0" * 8, SoeParams(ref_text="red"))
     assert events == ["signed", "slot", "post"] * 2
