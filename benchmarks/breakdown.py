@@ -73,7 +73,7 @@ def _time_http_and_sessions() -> tuple[Timer, Timer]:
     """Timers around every vendor HTTP call and every database session of the task."""
     import models.db as db_mod
     import tasks.common as common_mod
-    import tasks.leases as leases_mod
+    import tasks.lifecycle as leases_mod
     import tasks.soe as soe_mod
     import vendors.http as http_mod
 
@@ -105,7 +105,7 @@ def child_soe_task(spec: dict) -> dict:
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     for cid in checks:
-        soe_mod.evaluate.apply(args=[cid], throw=True)
+        soe_mod.evaluate.apply(args=[[cid]], throw=True)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     totals, kinds = dict(counts), dict(by_kind)  # the counting query below is not part of the work
     with engine.connect() as conn:

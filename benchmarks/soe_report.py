@@ -98,8 +98,8 @@ def _latency_and_database(r: dict) -> None:
 
 PROFILE_MARKERS = (  # (label, a frame that marks it); a sample counts for every label it has
     ("SOE task (evaluate), inclusive", "evaluate (tasks/soe.py"),
-    ("  claim: UPDATE … RETURNING + read the job", "take_lease (tasks/leases.py"),
-    ("  renew: checkpoint after each chunk", "renew (tasks/leases.py"),
+    ("  claim: UPDATE … RETURNING + read the job", "take_lease (tasks/lifecycle.py"),
+    ("  renew: checkpoint after each chunk", "renew (tasks/lifecycle.py"),
     ("  _store: scores + job status", "_store (tasks/soe.py"),
     ("  shared rate limit (Redis EVALSHA per chunk)", "take (tasks/ratelimit.py"),
     ("  vendor call (sign + HTTP + parse)", "TencentApiClient.call (vendors/tencent.py"),

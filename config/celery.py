@@ -15,14 +15,36 @@ from redis.retry import Retry
 from config.broker import CLIENT_OPTIONS, TIMEOUT_S, broker_url
 from config.settings import SERVICES, Settings
 
+# Every task's name, in one table: each task registers under its name here, and the beat, the
+# producers and the webhook receiver (which import no task module) send by it.
+SOE_EVALUATE = "voxqueue.soe.evaluate"
+GME_SUBMIT = "voxqueue.gme.submit"
+SHUMEI_SUBMIT = "voxqueue.shumei.submit"
+ASR_SUBMIT = "voxqueue.asr.submit"
+TUPU_SUBMIT = "voxqueue.tupu.submit"
+SHUMEI_QUERY = "voxqueue.shumei.query"
+CALLBACK_MERGE = "voxqueue.callbacks.merge"
+POLL_GME = "voxqueue.poll.gme"
+POLL_SHUMEI = "voxqueue.poll.shumei"
+POLL_SOE = "voxqueue.poll.soe"
+HOUSEKEEPING_RECOVER = "voxqueue.housekeeping.recover"
+NOTIFY_ROUND = "voxqueue.notify.round"
+NOTIFY_DELIVER = "voxqueue.notify.deliver"
+# service -> its task; each takes one argument, a list of check ids
+SERVICE_TASKS = {"soe": SOE_EVALUATE, "gme": GME_SUBMIT, "shumei": SHUMEI_SUBMIT, "asr": ASR_SUBMIT,
+                 "tupu": TUPU_SUBMIT}
+
 POLL_QUEUE = "poll"
 HOUSEKEEPING_QUEUE = "housekeeping"
 NOTIFY_QUEUE = "notify"  # outbound notifications (tasks.notify): a receiver that is down waits here alone
 QUEUES = (*SERVICES, "callbacks", POLL_QUEUE, HOUSEKEEPING_QUEUE, NOTIFY_QUEUE)
 
-# Longer than any countdown or ETA a task uses (retries cap at 300 s), so Redis
-# never redelivers a message that a live worker still holds.
+# Longer than any countdown or ETA a task uses, so Redis never redelivers a message that a
+# live worker still holds (a retry waiting for its countdown is held, unacknowledged).
 VISIBILITY_TIMEOUT = 3600
+# The longest countdown any task may give its retry (tasks.policy clamps every one to it): half
+# the visibility timeout, the other half left for the task's run once it is due.
+MAX_COUNTDOWN_S = VISIBILITY_TIMEOUT / 2
 
 
 def task_routes() -> dict[str, dict[str, str]]:
@@ -39,15 +61,15 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
     housekeeping = timedelta(seconds=settings.housekeeping_interval)
     # A round nobody ran in time is dropped (expires): the next one does its work.
     return {
-        "poll-gme": {"task": "voxqueue.poll.gme", "schedule": poll,
+        "poll-gme": {"task": POLL_GME, "schedule": poll,
                      "options": {"expires": 2 * poll.total_seconds()}},
-        "poll-shumei": {"task": "voxqueue.poll.shumei", "schedule": poll,
+        "poll-shumei": {"task": POLL_SHUMEI, "schedule": poll,
                         "options": {"expires": 2 * poll.total_seconds()}},
-        "deliver-notifications": {"task": "voxqueue.notify.round", "schedule": poll,
+        "deliver-notifications": {"task": NOTIFY_ROUND, "schedule": poll,
                                   "options": {"expires": 2 * poll.total_seconds()}},
-        "poll-soe": {"task": "voxqueue.poll.soe", "schedule": poll,  # async sessions (soe_mode async)
+        "poll-soe": {"task": POLL_SOE, "schedule": poll,  # async sessions (soe_mode async)
                      "options": {"expires": 2 * poll.total_seconds()}},
-        "recover-stranded-checks": {"task": "voxqueue.housekeeping.recover", "schedule": housekeeping,
+        "recover-stranded-checks": {"task": HOUSEKEEPING_RECOVER, "schedule": housekeeping,
                                     "options": {"expires": 2 * housekeeping.total_seconds()}},
     }
 

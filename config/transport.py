@@ -10,7 +10,7 @@ connection out of the pool), so the channel keeps one per connection pool, and
 makes a new one when kombu replaces the pool (after a fork or a lost connection).
 
 :func:`install` registers it under the ``redis://`` and ``rediss://`` schemes
-before the first connection is made (``workers.app``).
+before the first connection is made (``tasks.app``).
 """
 
 from __future__ import annotations

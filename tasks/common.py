@@ -1,8 +1,10 @@
-"""What every service task does with its check, for tasks that work on ORM objects.
+"""What every service task does with its check: the lifecycle's transitions
+(:mod:`tasks.lifecycle`), re-exported, and the same transitions for a check loaded as an ORM
+object (results, polls).
 
-Claiming, checkpointing and finishing on the hot path are in :mod:`tasks.leases`
-(Core statements, no ORM objects) and re-exported here; here are failing and
-completing a check loaded as an ORM object (results, polls), which recompute its job.
+A check loaded in an ORM session changes state through the lifecycle's Core statements too,
+on the session's own connection and transaction: its pending changes are flushed first, and
+the check and its job are expired after, so what the session reads next is what was written.
 """
 
 from __future__ import annotations
@@ -10,54 +12,68 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from models import Check, CheckStatus
-from models.base import utcnow
-from models.db import session_scope
-from tasks import metrics
-from tasks.leases import ACTIVE, Lease, finish, poisoned, release, renew, take_lease
-from tasks.status import refresh_job
+from models import Check
+from models.db import transaction
+from tasks import lifecycle, metrics
+from tasks.lifecycle import ACTIVE, Lease, finish, poisoned, release, renew, take_lease
 from vendors.errors import VendorError
 
-__all__ = ["ACTIVE", "Lease", "complete", "fail", "fail_by_id", "finish", "poisoned", "release", "renew",
-           "take_lease", "unexpected"]
+__all__ = [
+    "ACTIVE",
+    "Lease",
+    "complete",
+    "fail",
+    "fail_by_id",
+    "finish",
+    "poisoned",
+    "release",
+    "renew",
+    "take_lease",
+    "unexpected",
+]
 
 log = logging.getLogger("voxqueue.tasks")
 
 
 def fail(check: Check, reason: str, message: str) -> None:
-    check.status = CheckStatus.FAILED.value
-    check.error_reason = reason[:64]
-    check.error = message
-    check.lease_until = None
-    check.finished_at = utcnow()
-    refresh_job(check.job)
-    log.warning("check failed", extra={"check_id": check.id, "service": check.service, "reason": reason})
+    """:func:`tasks.lifecycle.fail_check` for a check loaded in an ORM session."""
+    _on_session(check, lambda conn: lifecycle.fail_check(conn, check.id, reason, message))
+
+
+def complete(session: Session, check: Check, **values: Any) -> None:
+    """:func:`tasks.lifecycle.complete_check` for a check loaded in an ORM session."""
+    _on_session(check, lambda conn: lifecycle.complete_check(conn, check.id, **values))
+
+
+def _on_session(check: Check, change) -> None:
+    session = object_session(check)
+    session.flush()
+    job = check.__dict__.get("job")
+    change(session.connection())
+    session.expire(check)
+    if job is not None:
+        session.expire(job)
 
 
 def fail_by_id(check_id: int, error: VendorError) -> None:
-    with session_scope() as session:
-        check = session.get(Check, check_id)
-        if check is not None and check.status in ACTIVE:
-            fail(check, error.reason, error.summary())
+    with transaction() as conn:
+        lifecycle.fail_check(conn, check_id, error.reason, error.summary())
 
 
 def unexpected(service: str, exc: Exception) -> VendorError:
     """An exception no rule expected (a bug, or an input that cannot be turned into a request):
     the check fails at once with the exception's class as its reason, instead of waiting for
     its lease to lapse and its deliveries to run out."""
-    log.error("%s: unexpected %s: %s", service, type(exc).__name__, str(exc)[:200],
-              exc_info=log.isEnabledFor(logging.DEBUG))
+    log.error(
+        "%s: unexpected %s: %s",
+        service,
+        type(exc).__name__,
+        str(exc)[:200],
+        exc_info=log.isEnabledFor(logging.DEBUG),
+    )
     metrics.count("checks_poisoned", service=service, cause="exception")
-    return VendorError(service, type(exc).__name__, f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
-
-
-def complete(session: Session, check: Check, **values: Any) -> None:
-    for name, value in values.items():
-        setattr(check, name, value)
-    check.status = CheckStatus.DONE.value
-    check.error = check.error_reason = None
-    check.lease_until = None
-    check.finished_at = utcnow()
-    refresh_job(check.job)
+    return VendorError(
+        service, type(exc).__name__, f"unexpected {type(exc).__name__}: {str(exc)[:200]}"
+    )

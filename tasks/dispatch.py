@@ -25,16 +25,12 @@ import redis
 from kombu.exceptions import InconsistencyError, OperationalError
 from sqlalchemy import select
 
+from config.celery import SERVICE_TASKS
+
 log = logging.getLogger("voxqueue.dispatch")
 BROKER_ERRORS = (OperationalError, InconsistencyError, redis.RedisError, ConnectionError, TimeoutError)
 
-TASK_FOR = {
-    "soe": "voxqueue.soe.evaluate",
-    "gme": "voxqueue.gme.submit",
-    "shumei": "voxqueue.shumei.submit",
-    "asr": "voxqueue.asr.submit",
-    "tupu": "voxqueue.tupu.submit",
-}
+TASK_FOR = SERVICE_TASKS  # service -> its task's name (config.celery); each takes a list of ids
 # Services whose task takes a list of check ids: GME's ScanVoice takes up to 100 files in one
 # request; Shumei and ASR take one file per request, but a task submitting ten in turn spends
 # a tenth of the broker and claim overhead per file.
@@ -70,12 +66,12 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
     """Send the tasks for (check id, service) pairs; return how many messages were sent.
 
     ``alone``: one check to a message, whatever the service (checks a dead delivery held:
-    see :func:`tasks.leases.take_leases`). An unreachable broker is tried again with a
+    see :func:`tasks.lifecycle.take_leases`). An unreachable broker is tried again with a
     backoff for up to ``budget`` seconds (``VOXQUEUE_BROKER_WAIT_SECONDS``; 0: one try),
     then :class:`BrokerUnavailable` is raised; a send interrupted part-way is sent whole
     again (a duplicate message is harmless)."""
     from config.settings import get_settings
-    from vendors.http import backoff
+    from tasks import policy
 
     pairs = list(pairs)
     if not pairs:
@@ -89,7 +85,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
         except BROKER_ERRORS as exc:
             attempt += 1
             waited = time.monotonic() - started
-            pause = backoff(attempt, base=0.5, cap=4.0)
+            pause = policy.BROKER_WAIT.delay(attempt)
             if waited + pause > budget:
                 raise BrokerUnavailable(waited, exc) from exc
             if attempt == 1:
@@ -99,7 +95,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
 
 
 def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> int:
-    from workers.app import app
+    from tasks.app import app
 
     by_service: dict[str, list[int]] = {}
     for check_id, service in pairs:
@@ -115,10 +111,10 @@ def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> 
                 group = ids[start:start + size]
                 if size == 1:
                     label = f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
-                    args = [group] if service in BATCHED else [group[0]]  # GME's task takes a list
                 else:
-                    args, label = [group], _group_label(group, labels, service)
-                app.send_task(TASK_FOR[service], args=args, queue=service, producer=producer, declare=[],
+                    label = _group_label(group, labels, service)
+                app.send_task(TASK_FOR[service], args=[group], queue=service, producer=producer,
+                              declare=[],
                               argsrepr=label, retry=False)  # enqueue's own wait retries
                 sent += 1
     return sent

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.celery import GME_SUBMIT
 from config.settings import get_settings
 from tasks import clients, moderation
-from tasks.leases import Lease
+from tasks.app import app
+from tasks.lifecycle import Lease
 from tasks.media import callback_url, local_path, media_url
 from vendors.errors import VendorError
 from vendors.gme import GmeTask, check_media, lang_param
-from workers.app import app
 
 SCAN_LIMIT = 100
 
@@ -30,11 +31,11 @@ def describe(lease: Lease) -> dict[str, Any]:
             "open_id": job.options.get("user_id"), "lang": job.options.get("lang") or "en"}
 
 
-@app.task(bind=True, name="voxqueue.gme.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int]) -> None:
+@app.task(bind=True, name=GME_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
+def submit(self, check_ids: list[int]) -> str:
     """Submit up to 100 GME checks in one ScanVoice call per kind and language."""
     batch = moderation.claim_all("gme", check_ids[:SCAN_LIMIT], describe)
-    moderation.submit_with_retries(self, batch, _scan)
+    return moderation.submit_with_retries(self, batch, _scan)
 
 
 def groups(checks: dict[int, dict[str, Any]]) -> dict[tuple[bool, str], list[tuple[int, dict[str, Any]]]]:
@@ -47,7 +48,7 @@ def groups(checks: dict[int, dict[str, Any]]) -> dict[tuple[bool, str], list[tup
 
 def _scan(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
     settings = get_settings()
-    client = clients.gme(settings)
+    client = clients.gme(settings, clients.slot("gme"))  # a slot per ScanVoice call
     by_key = {facts["key"]: check_id for check_id, facts in batch.checks.items()}
     accepted: dict[int, moderation.Accepted] = {}
     for (live, lang), group in groups(batch.checks).items():

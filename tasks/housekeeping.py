@@ -13,7 +13,7 @@ is harmless: the claim lets one delivery work and drops the other. A round:
 2. *Dead workers* (:mod:`tasks.liveness`): a holder whose heartbeat lapsed is
    gone. The checks it held go again alone in their messages, where the claim
    charges them the death (a group cannot tell which of its checks killed the
-   worker: :func:`tasks.leases.take_leases`); the checks its unfinished
+   worker: :func:`tasks.lifecycle.take_leases`); the checks its unfinished
    messages carried go again in groups. For a short while after the broker lost
    its data no holder counts as dead: the heartbeats went with the data and
    come back within :data:`tasks.liveness.BEAT_S`.
@@ -35,19 +35,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
+from kombu.exceptions import ChannelError
 from sqlalchemy import and_, or_, select, update
 
 from config.broker import shared_client
+from config.celery import CALLBACK_MERGE, HOUSEKEEPING_RECOVER
 from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, Marker
 from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks import liveness, metrics, streams
+from tasks.app import app
 from tasks.common import ACTIVE
 from tasks.dispatch import TASK_FOR, enqueue
-from tasks.leases import ENDED
+from tasks.lifecycle import ENDED
 from tasks.locks import round_lock
-from workers.app import app
 
 log = logging.getLogger("voxqueue.housekeeping")
 
@@ -120,7 +122,7 @@ def _send(found: Round) -> None:
     if found.grouped:
         enqueue(found.grouped)
     for event_id in found.merges:
-        app.send_task("voxqueue.callbacks.merge", args=[event_id], queue="callbacks")
+        app.send_task(CALLBACK_MERGE, args=[event_id], queue="callbacks")
     metrics.add_all(recoveries(found))
 
 
@@ -182,7 +184,8 @@ def _lapsed(now: dt.datetime) -> list[tuple[int, str]]:
 
 
 def _end_leases(which) -> list[tuple[int, str]]:
-    """Set the leases ``which`` selects to :data:`~tasks.leases.ENDED` (sent again once per death)."""
+    """Set the leases ``which`` selects to :data:`~tasks.lifecycle.ENDED` (sent again once per
+    death)."""
     statement = (update(Check).where(which, Check.status.in_(ACTIVE), Check.lease_until > ENDED)
                  .values(lease_until=ENDED).returning(Check.id, Check.service))
     with transaction() as conn:
@@ -206,11 +209,20 @@ def _waiting(now: dt.datetime, settings: Settings, client: redis.Redis, *, every
 
 
 def empty_queues(client: redis.Redis) -> list[str]:
-    """Service queues with no message waiting in the broker."""
-    with client.pipeline(transaction=False) as pipe:
+    """Service queues with no message waiting in the broker, as kombu counts them (a passive
+    ``queue_declare``: its message count, every priority level included), not by reading the
+    transport's own key layout. A queue the broker does not know (it lost its data) is empty."""
+    empty = []
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
         for service in TASK_FOR:
-            pipe.llen(service)
-        return [service for service, length in zip(TASK_FOR, pipe.execute()) if length == 0]
+            try:
+                waiting = channel.queue_declare(queue=service, passive=True).message_count
+            except ChannelError:
+                waiting = 0
+            if waiting == 0:
+                empty.append(service)
+    return empty
 
 
 def _unmerged(now: dt.datetime, *, everything: bool) -> list[int]:
@@ -222,7 +234,7 @@ def _unmerged(now: dt.datetime, *, everything: bool) -> list[int]:
         return list(session.scalars(query.order_by(CallbackEvent.id).limit(LIMIT)))
 
 
-@app.task(name="voxqueue.housekeeping.recover", acks_late=True, ignore_result=True)
+@app.task(name=HOUSEKEEPING_RECOVER, acks_late=True, ignore_result=True)
 def recover() -> int:
     """A housekeeping round, sent by the beat (workers run their own rounds too)."""
     found = run_round()

@@ -16,7 +16,7 @@ import time
 import redis
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from vendors.http import backoff
+from tasks import policy
 
 log = logging.getLogger("voxqueue.tasks")
 
@@ -28,7 +28,7 @@ def retry_after_infra_error(task, check_ids: list[int], error: Exception):
     from tasks.common import release
 
     log.warning("infrastructure error, retrying", extra={"error": type(error).__name__})
-    retry = task.retry(countdown=backoff(task.request.retries + 1, base=1.0, cap=60.0), exc=error,
+    retry = task.retry(countdown=policy.INFRA.countdown(task.request.retries + 1), exc=error,
                        max_retries=None, throw=False)  # raises if the broker is down: leases stay
     for attempt in range(3):
         try:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from config.settings import Settings
 from tasks.audio import is_url
-from tasks.leases import JobFacts
+from tasks.lifecycle import JobFacts
 from vendors.errors import InvalidInput
 
 

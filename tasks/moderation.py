@@ -16,25 +16,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 
-from config.settings import Settings, get_settings
-from models import Check
+from config.settings import get_settings
 from models.base import utcnow
-from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, keys, leases, liveness, metrics
+from models.db import transaction
+from tasks import (
+    breaker,
+    common,
+    crashpoints,
+    keys,
+    lifecycle,
+    liveness,
+    logctx,
+    metrics,
+    outcome,
+    policy,
+)
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
-from tasks.leases import Lease, checks
-from tasks.ratelimit import Throttled, take
-from vendors import http
+from tasks.lifecycle import Lease, checks
+from tasks.outcome import Outcome
+from tasks.ratelimit import Throttled
 from vendors.errors import Disposition, VendorError
-from vendors.http import backoff
-from workers import logctx
 
 log = logging.getLogger("voxqueue.moderation")
 
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = policy.MODERATION.attempts
 FIRST_POLL_S = 2.0
 RESULT_DEADLINE = dt.timedelta(hours=2)
 
@@ -43,15 +51,6 @@ def idempotency_key(lease: Lease) -> str:
     """A key derived from the job (batch, row key, service) under the deployment's secret:
     the same on every attempt, and not computable by someone who knows only the job."""
     return keys.vendor_key(lease.job.batch, lease.job.key, lease.service, get_settings())
-
-
-def callback_token(service: str, check_id: int, settings: Settings) -> str:
-    """An unguessable token for the callback URL of a vendor that does not sign callbacks.
-
-    ``/callbacks/{service}/{check_id}/{token}``: the receiver recomputes it from the check id,
-    so a callback that arrives before the submission is recorded is still verified.
-    """
-    return keys.callback_token(service, check_id, settings)
 
 
 @dataclass
@@ -69,6 +68,7 @@ class Claimed:
 
     service: str
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)  # check id -> request facts
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # checks the claim already settled
 
 
 def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], dict[str, Any]]) -> Claimed:
@@ -78,24 +78,28 @@ def claim_all(service: str, check_ids: list[int], describe: Callable[[Lease], di
     batch = Claimed(service)
     job_keys: list[str] = []
     with transaction() as conn:
-        claim = leases.take_leases(conn, check_ids, settings)
+        claim = lifecycle.take_leases(conn, check_ids, settings)
         for lease in claim.leases:
             check_id = lease.check_id
-            if leases.poisoned(conn, lease, settings):
+            if lifecycle.poisoned(conn, lease, settings):
+                batch.outcomes[check_id] = outcome.failed("poison")
                 continue
             if lease.vendor_task_id:  # an earlier delivery submitted it: never send twice
-                leases.release(check_id, conn)
+                lifecycle.release(check_id, conn)
+                batch.outcomes[check_id] = Outcome(outcome.SUBMITTED)
                 continue
             job_keys.append(lease.job.key)
             try:
                 batch.checks[check_id] = describe(lease) | {"key": idempotency_key(lease), "job": lease.job.key}
             except VendorError as error:
-                leases.fail(conn, lease, error.reason, error.summary())
+                lifecycle.fail(conn, lease, error.reason, error.summary())
+                batch.outcomes[check_id] = outcome.failed(error.reason)
             except INFRA_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001  (an input no request can be built from: fail it now)
                 error = common.unexpected(service, exc)
-                leases.fail(conn, lease, error.reason, error.summary())
+                lifecycle.fail(conn, lease, error.reason, error.summary())
+                batch.outcomes[check_id] = outcome.failed(error.reason)
     if claim.isolated:  # after the commit: released, so the new messages can claim them
         log.warning("a delivery died holding %d %s check(s): each goes again alone", len(claim.isolated), service,
                     extra={"service": service, "check_ids": claim.isolated})
@@ -134,16 +138,20 @@ class Later:
     ids: list[int] = field(default_factory=list)
     wait: float = 0.0
     paused: bool = False  # the vendor's limit or circuit said stop: the rest of a group waits too
+    outcomes: dict[int, Outcome] = field(default_factory=dict)  # what happened to each check
 
-    def add(self, ids: list[int], wait: float) -> None:
+    def add(self, ids: list[int], wait: float, reason: str | None = None) -> None:
         self.ids += ids
         self.wait = max(self.wait, wait)
+        self.outcomes.update(dict.fromkeys(ids, outcome.retry(wait, reason)))
 
 
-def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[int, Accepted]]) -> None:
-    """Take a rate-limit slot, submit, record; on failure retry or fail as the error says."""
+def submit_with_retries(task, batch: Claimed,
+                        submit: Callable[[Claimed], dict[int, Accepted]]) -> str:
+    """Take a rate-limit slot, submit, record; on failure retry or fail as the error says.
+    Returns what happened (:mod:`tasks.outcome`)."""
     if not batch.checks:
-        return
+        return outcome.summary(list(batch.outcomes.values()))
     ids = list(batch.checks)
     jobs = ",".join(facts["job"] for facts in batch.checks.values())
     later = Later()
@@ -152,15 +160,15 @@ def submit_with_retries(task, batch: Claimed, submit: Callable[[Claimed], dict[i
             _submit(batch, submit, ids, later)
         except INFRA_ERRORS as error:
             raise retry_after_infra_error(task, ids, error) from error
-    _send_again(task, later)
+    return _send_again(task, batch, later)
 
 
-def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]], Accepted]) -> None:
+def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]], Accepted]) -> str:
     """Submit a group of checks one request each, in turn (vendors that take one file per request).
 
     One message and one claim for the group; each check takes its own rate-limit
     slot and is recorded as soon as the vendor accepts it; the checks that must
-    go again leave in one retry message.
+    go again leave in one retry message. Returns what happened (:mod:`tasks.outcome`).
     """
     later, pending, handed_back = Later(), list(batch.checks), []
     try:
@@ -168,11 +176,12 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
             check_id = pending[0]
             facts = batch.checks[check_id]
             if later.paused:
-                leases.release(check_id)
-                later.add([check_id], later.wait)
+                lifecycle.release(check_id)
+                later.add([check_id], later.wait, later.outcomes[later.ids[0]].reason)
             elif liveness.stopping.is_set():  # the worker is stopping: the rest go to another one
-                leases.release(check_id)
+                lifecycle.release(check_id)
                 handed_back.append(check_id)
+                later.outcomes[check_id] = Outcome(outcome.HANDED_BACK)
             else:
                 one = Claimed(batch.service, {check_id: facts})
                 with logctx.bound(job=facts["job"], service=batch.service, check_id=check_id):
@@ -183,16 +192,15 @@ def submit_each(task, batch: Claimed, submit_one: Callable[[int, dict[str, Any]]
     if handed_back:
         log.info("worker stopping: handing back %d %s check(s)", len(handed_back), batch.service)
         enqueue([(check_id, batch.service) for check_id in handed_back])
-    _send_again(task, later)
+    return _send_again(task, batch, later)
 
 
 def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     try:
         breaker.check(batch.service)
-        with http.gate(lambda: take(batch.service)):  # the slot is taken as the request leaves
-            accepted = submit(batch)
+        accepted = submit(batch)  # its client takes a slot of the shared limit per request
     except (Throttled, breaker.CircuitOpen) as pause:
-        _step_aside(ids, pause.wait, later)
+        _step_aside(ids, pause.wait, later, outcome.retry_reason(pause))
     except VendorError as error:
         metrics.vendor_error(batch.service, error)
         breaker.breaker().record(batch.service, error)
@@ -204,19 +212,21 @@ def _submit(batch: Claimed, submit, ids: list[int], later: Later) -> None:
     else:
         breaker.breaker().record(batch.service, None)
         record(accepted)
-        for outcome in accepted.values():
-            log.info("submitted", extra={"vendor_task_id": outcome.vendor_task_id,
-                                         "vendor_request_id": (outcome.result or {}).get("requestId")})
+        later.outcomes.update(dict.fromkeys(accepted, Outcome(outcome.SUBMITTED)))
+        for taken in accepted.values():
+            request_id = (taken.result or {}).get("requestId")
+            log.info("submitted", extra={"vendor_task_id": taken.vendor_task_id,
+                                         "vendor_request_id": request_id})
         missing = [i for i in ids if i not in accepted]
         if missing:  # the vendor answered for some tasks only: the rest go again
             _on_error(missing, VendorError(batch.service, "partial", "no task id returned",
                                            disposition=Disposition.RETRY), later)
 
 
-def _step_aside(ids: list[int], wait: float, later: Later) -> None:
+def _step_aside(ids: list[int], wait: float, later: Later, reason: str) -> None:
     for check_id in ids:
-        leases.release(check_id)
-    later.add(ids, wait)
+        lifecycle.release(check_id)
+    later.add(ids, wait, reason)
     later.paused = True
 
 
@@ -226,30 +236,26 @@ def _on_error(ids: list[int], error: VendorError, later: Later) -> None:
     if error.disposition is Disposition.PERMANENT:
         for check_id in ids:
             common.fail_by_id(check_id, error)
+            later.outcomes[check_id] = outcome.failed(error.reason)
         return
     counted = error.disposition is not Disposition.THROTTLED
-    retry_ids, attempts = [], 0
-    with session_scope() as session:
-        for check in session.scalars(select(Check).where(Check.id.in_(ids))):
-            check.attempts += 1 if counted else 0
-            check.lease_until = None
-            check.error_reason, check.error = error.reason, error.summary()
-            if check.attempts >= MAX_ATTEMPTS:
-                common.fail(check, error.reason, f"gave up after {check.attempts} attempts: {error.summary()}")
-            else:
-                retry_ids.append(check.id)
-                attempts = max(attempts, check.attempts)
-    if retry_ids:
-        later.add(retry_ids, error.retry_after or backoff(attempts + 1, base=1.0, cap=120.0))
+    with transaction() as conn:
+        again = lifecycle.retry_later(conn, ids, error.reason, error.summary(), counted=counted,
+                                      policy=policy.MODERATION)
+    later.outcomes.update(dict.fromkeys(again.failed, outcome.failed(error.reason)))
+    if again.ids:
+        wait = policy.MODERATION.countdown(again.attempts + 1, error.retry_after)
+        later.add(again.ids, wait, outcome.retry_reason(error))
         later.paused = later.paused or not counted  # the vendor throttles: the rest of a group waits too
-        metrics.add("vendor_retries", len(retry_ids), vendor=error.vendor, scope="check")
+        metrics.add("vendor_retries", len(again.ids), vendor=error.vendor, scope="check")
 
 
-def _send_again(task, later: Later) -> None:
+def _send_again(task, batch: Claimed, later: Later) -> str:
+    """One retry message for the checks that go again; what happened to each check, in a line."""
+    outcomes = batch.outcomes | later.outcomes
     if later.ids:
-        raise task.retry(args=_args(task, later.ids), countdown=later.wait, max_retries=None)
-
-
-def _args(task, ids: list[int]) -> list:
-    """A batched task takes a list of ids; a single one takes one id."""
-    return [ids] if isinstance(task.request.args[0], list) else [ids[0]]
+        countdown = policy.MODERATION.countdown(0, later.wait)  # a hint, within the visibility rule
+        line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
+        raise task.retry(args=[later.ids], countdown=countdown, exc=outcome.SentAgain(line),
+                         max_retries=None)
+    return outcome.summary(list(outcomes.values()))

@@ -30,26 +30,25 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 
+from config.celery import NOTIFY_DELIVER, NOTIFY_ROUND
 from config.settings import Settings, get_settings
 from models import Batch, Notification, NotificationState, NotifyEndpoint
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks import keys
+from tasks import keys, policy
+from tasks.app import app
 from vendors import http
 from vendors.errors import VendorError
-from workers.app import app
 
 log = logging.getLogger("voxqueue.notify")
 
 QUEUE = "notify"
-ROUND_TASK = "voxqueue.notify.round"
-DELIVER_TASK = "voxqueue.notify.deliver"
+ROUND_TASK, DELIVER_TASK = NOTIFY_ROUND, NOTIFY_DELIVER
 SIGNATURE_HEADER = "Voxqueue-Signature"
 PER_TASK = 50  # events claimed by one delivery task
 ROUND_LIMIT = 1000  # events looked at by one round (the next round takes the rest)
 LEASE_S = 300  # a delivery task that died lets its events go again after this
 TASK_BUDGET_S = 120.0  # a delivery task stops taking events after this and lets the rest go
-BACKOFF_BASE_S = 1.0
 notifications = Notification.__table__
 PENDING, DELIVERED, DEAD = NotificationState.PENDING, NotificationState.DELIVERED, NotificationState.DEAD
 
@@ -158,8 +157,7 @@ def _failed(row, outcome: Outcome, settings: Settings) -> dt.datetime:
     """Record a failed attempt: a retry after a backoff, or dead once the retry time is spent."""
     now = utcnow()
     attempts = row.attempts + 1
-    retry_at = now + dt.timedelta(seconds=http.backoff(attempts, base=BACKOFF_BASE_S,
-                                                       cap=settings.notify_backoff_max_seconds))
+    retry_at = now + dt.timedelta(seconds=policy.notify(settings).delay(attempts))
     spent = (now - _aware(row.retry_from)).total_seconds() >= settings.notify_retry_seconds
     _record(row.id, state=DEAD if spent else PENDING, attempts=attempts, last_status=outcome.status,
             last_error=outcome.error, next_attempt_at=retry_at)

@@ -13,17 +13,18 @@ import logging
 from sqlalchemy import select
 
 from config.broker import shared_client
+from config.celery import POLL_GME, POLL_SHUMEI, POLL_SOE
 from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
 from tasks import clients, common, locks, metrics, soe_async
-from tasks.ratelimit import Throttled, take
+from tasks.app import app
+from tasks.ratelimit import Throttled
 from tasks.results import apply, reschedule
 from tasks.shumei import endpoint_of
 from vendors.errors import Disposition, VendorError
 from vendors.shumei import ShumeiClient
-from workers.app import app
 
 log = logging.getLogger("voxqueue.poll")
 
@@ -49,7 +50,7 @@ def due(service: str, limit: int) -> list[tuple[int, str]]:
         return [(check_id, task_id) for check_id, task_id in rows]
 
 
-@app.task(name="voxqueue.poll.gme", acks_late=True, ignore_result=True)
+@app.task(name=POLL_GME, acks_late=True, ignore_result=True)
 def poll_gme() -> int:
     """One round: DescribeScanResultList for due GME checks, 100 task ids a call."""
     with round_lock("gme") as lock:
@@ -66,8 +67,9 @@ def poll_gme() -> int:
 
 def _gme_group(group: list[tuple[int, str]]) -> bool:
     try:
-        take("gme_result", max_wait=5.0)  # DescribeScanResultList has a limit of its own
-        results = clients.gme(get_settings()).describe_scan_results([task_id for _, task_id in group])
+        # DescribeScanResultList has a limit of its own; its slot is taken as the request leaves
+        client = clients.gme(get_settings(), clients.slot("gme_result", max_wait=5.0))
+        results = client.describe_scan_results([task_id for _, task_id in group])
     except (Throttled, VendorError) as error:
         if isinstance(error, VendorError):
             metrics.vendor_error("gme", error)
@@ -78,7 +80,7 @@ def _gme_group(group: list[tuple[int, str]]) -> bool:
     return True
 
 
-@app.task(name="voxqueue.poll.shumei", acks_late=True, ignore_result=True)
+@app.task(name=POLL_SHUMEI, acks_late=True, ignore_result=True)
 def poll_shumei() -> int:
     """One round: query_audio/v4 for each due Shumei check."""
     with round_lock("shumei") as lock:
@@ -88,9 +90,9 @@ def poll_shumei() -> int:
         by_cluster: dict[str | None, ShumeiClient] = {}  # a client per cluster, made on first use
         for check_id, bt_id, endpoint in due_shumei(MAX_SHUMEI_CALLS):
             try:
-                take("shumei", max_wait=5.0)
-                if endpoint not in by_cluster:
-                    by_cluster[endpoint] = clients.shumei(get_settings(), endpoint)
+                if endpoint not in by_cluster:  # its slot taken as each query leaves
+                    by_cluster[endpoint] = clients.shumei(get_settings(), endpoint,
+                                                          clients.slot("shumei", max_wait=5.0))
                 result = by_cluster[endpoint].query(bt_id)
             except Throttled:
                 break
@@ -116,7 +118,7 @@ def due_shumei(limit: int) -> list[tuple[int, str, str | None]]:
         return [(check_id, bt_id, endpoint_of(result)) for check_id, bt_id, result in rows]
 
 
-@app.task(name="voxqueue.poll.soe", acks_late=True, ignore_result=True)
+@app.task(name=POLL_SOE, acks_late=True, ignore_result=True)
 def poll_soe() -> int:
     """One round: IsQuery for each due SOE async session."""
     with round_lock("soe") as lock:
@@ -124,11 +126,10 @@ def poll_soe() -> int:
             return 0
         settings, calls = get_settings(), 0
         for check_id, _ in due("soe", MAX_SOE_CALLS):
-            try:
-                take("soe", max_wait=5.0)
+            try:  # its client takes the slot as the query leaves
+                calls += soe_async.poll_one(check_id, settings)
             except Throttled:
                 break
-            calls += soe_async.poll_one(check_id, settings)
             if not lock.renew():
                 break
         return calls

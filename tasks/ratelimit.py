@@ -227,7 +227,7 @@ def take(vendor: str, max_wait: float = 1.0) -> None:
     from config.settings import get_settings
 
     slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait)
-    metrics.slot(vendor, slot.granted)  # a request leaves now (vendors.http.gate), or steps aside
+    metrics.slot(vendor, slot.granted)  # a request leaves now (its before_send hook), or steps aside
     if not slot.granted:
         raise Throttled(vendor, slot.wait)
 

@@ -13,19 +13,18 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from config.celery import CALLBACK_MERGE
 from models import CallbackEvent, Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common, metrics
+from tasks import common, metrics, policy
+from tasks.app import app
 from tasks.infra import INFRA_ERRORS
 from tasks.status import refresh_job, strictest
 from vendors import asr, gme, safejson, shumei, tupu
 from vendors.errors import BadResponse, Disposition, VendorError
-from workers.app import app
 
 log = logging.getLogger("voxqueue.results")
-
-UNKNOWN_RETRIES = 5  # a callback may arrive before its submission is recorded
 
 
 def apply(session, check: Check, vendor_result: Any) -> bool:
@@ -166,8 +165,9 @@ def find_check(session, event: CallbackEvent) -> Check | None:
     return session.scalar(query)
 
 
-@app.task(bind=True, name="voxqueue.callbacks.merge", acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=60, retry_jitter=True)
+@app.task(bind=True, name=CALLBACK_MERGE, acks_late=True, ignore_result=True, max_retries=None,
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap),
+          retry_jitter=True)
 def merge(self, event_id: int) -> None:
     """Merge a stored callback into its check (idempotent)."""
     with session_scope() as session:
@@ -176,8 +176,9 @@ def merge(self, event_id: int) -> None:
             return
         check = find_check(session, event)
         if check is None:
-            if self.request.retries < UNKNOWN_RETRIES:
-                raise self.retry(countdown=2 ** self.request.retries)
+            retries = self.request.retries  # it may come before its submission is recorded
+            if not policy.CALLBACK_BEFORE_SUBMISSION.exhausted(retries):
+                raise self.retry(countdown=policy.CALLBACK_BEFORE_SUBMISSION.countdown(retries + 1))
             event.state, event.note = "unknown", "no check has this vendor task id"
             metrics.count("callback_events", vendor=event.vendor, state="unknown")
             return
@@ -253,13 +254,13 @@ def _not_this_checks(event: CallbackEvent, check: Check) -> str | None:
     return None
 
 
-def reschedule(check: Check, now: dt.datetime, *, first: float = 2.0, cap: float = 60.0) -> None:
+def reschedule(check: Check, now: dt.datetime) -> None:
     """The next poll: soon at first, then less often; past the deadline the check fails."""
     check.polls += 1
     if check.deadline_at is not None and _aware(check.deadline_at) <= now:
         common.fail(check, "result_timeout", f"{check.service}: no result before the deadline")
         return
-    check.next_poll_at = now + dt.timedelta(seconds=min(cap, first * 2 ** min(check.polls - 1, 10)))
+    check.next_poll_at = now + dt.timedelta(seconds=policy.POLL.delay(check.polls))
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -1,13 +1,13 @@
-"""``voxqueue retry``: failed checks back to pending, and enqueued again."""
+"""``voxqueue retry``: failed checks back to pending (:func:`tasks.lifecycle.reset`), sent again."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
 from models import Batch, Check, CheckStatus, Job
-from models.db import session_scope
+from models.db import transaction
+from tasks import lifecycle
 from tasks.dispatch import available, enqueue
-from tasks.status import refresh_job
 
 
 class UnknownBatch(LookupError):
@@ -15,22 +15,23 @@ class UnknownBatch(LookupError):
 
 
 def retry_failed(*, batch: str | None = None, service: str | None = None) -> int:
-    with session_scope() as session:
-        query = select(Check).join(Job).join(Batch).where(Check.status == CheckStatus.FAILED.value)
+    checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
+    query = (
+        select(checks.c.id, checks.c.service)
+        .join(jobs, jobs.c.id == checks.c.job_id)
+        .join(batches, batches.c.id == jobs.c.batch_id)
+        .where(checks.c.status == CheckStatus.FAILED.value)
+        .order_by(checks.c.id)
+    )
+    with transaction() as conn:
         if batch is not None:  # "" names no batch; it is not "every batch"
-            if session.scalar(select(Batch.id).where(Batch.name == batch)) is None:
+            if conn.scalar(select(batches.c.id).where(batches.c.name == batch)) is None:
                 raise UnknownBatch(f"no batch named {batch!r}")
-            query = query.where(Batch.name == batch)
+            query = query.where(batches.c.name == batch)
         if service:
-            query = query.where(Check.service == service)
-        checks = [c for c in session.scalars(query) if available(c.service)]
-        for check in checks:
-            check.status = CheckStatus.PENDING.value
-            check.attempts = check.deliveries = 0
-            check.error = check.error_reason = check.finished_at = None
-            check.session_id, check.chunks_sent = None, 0  # a failed SOE session starts anew
-            refresh_job(check.job)
-        pairs = [(c.id, c.service) for c in checks]
+            query = query.where(checks.c.service == service)
+        found = [(check_id, name) for check_id, name in conn.execute(query) if available(name)]
+        pairs = [(check_id, name) for check_id, name in found if lifecycle.reset(conn, check_id)]
     if pairs:  # nothing to send needs no broker
         enqueue(pairs)  # after the commit
     return len(pairs)

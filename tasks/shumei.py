@@ -18,19 +18,20 @@ from typing import Any
 from sqlalchemy import select
 
 from config.broker import broker_url, redis_client
+from config.celery import SHUMEI_QUERY, SHUMEI_SUBMIT
 from config.settings import get_settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import clients, common, metrics, moderation
+from tasks import clients, common, keys, metrics, moderation, policy
+from tasks.app import app
 from tasks.infra import INFRA_ERRORS
-from tasks.leases import Lease
+from tasks.lifecycle import Lease
 from tasks.media import callback_url, local_path, media_url
-from tasks.ratelimit import Throttled, take
+from tasks.ratelimit import Throttled
 from tasks.results import apply, reschedule
 from vendors.errors import Disposition, VendorError
 from vendors.shumei import ShumeiResult
-from workers.app import app
 
 RAW_FORMATS = {".wav": "wav", ".mp3": "mp3", ".pcm": "pcm", ".raw": "pcm"}
 QUERY_GAP_S = 10
@@ -52,20 +53,20 @@ def _base64_size(path: Path) -> int:
     return 4 * -(-path.stat().st_size // 3)
 
 
-@app.task(bind=True, name="voxqueue.shumei.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_ids: list[int] | int) -> None:
-    """Submit a group of Shumei checks (or one), one request each."""
-    ids = check_ids if isinstance(check_ids, list) else [check_ids]
-    moderation.submit_each(self, moderation.claim_all("shumei", ids, describe), _submit)
+@app.task(bind=True, name=SHUMEI_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
+def submit(self, check_ids: list[int]) -> str:
+    """Submit a group of Shumei checks, one request each."""
+    batch = moderation.claim_all("shumei", check_ids, describe)
+    return moderation.submit_each(self, batch, _submit)
 
 
 def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
     endpoint = settings.shumei_endpoint_for(facts["lang"])
-    client = clients.shumei(settings, endpoint)
+    client = clients.shumei(settings, endpoint, clients.slot("shumei"))
     raw = Path(facts["path"]).read_bytes() if "path" in facts else None
     pcm = facts.get("fmt") == "pcm"
-    token = moderation.callback_token("shumei", check_id, settings)
+    token = keys.callback_token("shumei", check_id, settings)
     submitted = client.submit(
         facts["key"], url=facts.get("url"), raw=raw, fmt=facts.get("fmt"),
         rate=16000 if pcm else None, track=1 if pcm else None,
@@ -82,8 +83,9 @@ def endpoint_of(result: Any) -> str | None:
     return endpoint if isinstance(endpoint, str) and endpoint else None
 
 
-@app.task(bind=True, name="voxqueue.shumei.query", acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=60, retry_jitter=True)
+@app.task(bind=True, name=SHUMEI_QUERY, acks_late=True, ignore_result=True, max_retries=None,
+          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap),
+          retry_jitter=True)
 def query(self, check_id: int) -> None:
     """Ask Shumei for one check's result now (an unauthenticated callback named it).
 
@@ -95,10 +97,10 @@ def query(self, check_id: int) -> None:
         return
     bt_id, endpoint = running
     try:
-        take("shumei", max_wait=5.0)
-        result: ShumeiResult | VendorError | None = clients.shumei(get_settings(), endpoint).query(bt_id)
+        client = clients.shumei(get_settings(), endpoint, clients.slot("shumei", max_wait=5.0))
+        result: ShumeiResult | VendorError | None = client.query(bt_id)
     except Throttled as throttled:
-        raise self.retry(countdown=throttled.wait) from throttled
+        raise self.retry(countdown=policy.MODERATION.countdown(0, throttled.wait)) from throttled
     except VendorError as error:
         metrics.vendor_error("shumei", error)
         result = error if error.disposition is Disposition.PERMANENT else None

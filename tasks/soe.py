@@ -28,33 +28,39 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
+from config.celery import SOE_EVALUATE
 from config.settings import Settings, get_settings
-from models import Check, CheckStatus
+from models import CheckStatus
 from models.base import utcnow
-from models.db import session_scope, transaction
-from tasks import breaker, common, crashpoints, decoder, liveness, metrics
+from models.db import transaction
+from tasks import (
+    breaker,
+    clients,
+    common,
+    crashpoints,
+    decoder,
+    lifecycle,
+    liveness,
+    logctx,
+    metrics,
+    outcome,
+    policy,
+)
+from tasks.app import app
 from tasks.audio import Chunk, Prepared, chunk_bytes_for, chunk_count, iter_chunks, prepare
 from tasks.dispatch import enqueue
 from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.limits import SoeLimits
-from tasks.ratelimit import Throttled, take
-from vendors import http
+from tasks.outcome import Outcome
+from tasks.ratelimit import Throttled
 from vendors.errors import BadResponse, Disposition, InvalidInput, TransportError, VendorError
-from vendors.http import backoff
 from vendors.soe import KeywordResult, SoeClient, SoeParams, SoeResult
 from vendors.tc3 import Credentials
-from workers import logctx
-from workers.app import app
 
 log = logging.getLogger("voxqueue.soe")
 
-CHUNK_TRIES = 4  # in-process tries of one chunk before the task itself is retried
-THROTTLE_WAIT_S = 20.0  # in-process waiting on throttling before the task is retried
 ONESHOT_MAX_BYTES = 3 * 1024 * 1024  # one TransmitOralProcess request (VoiceLengthTooLong above it)
 FIRST_POLL_S = 1.0  # an async session's first IsQuery, after its final chunk
-POLL_CAP_S = 10.0
 Result = SoeResult | KeywordResult
 
 
@@ -106,52 +112,58 @@ def params_for(options: dict[str, Any]) -> SoeParams:
     )
 
 
-def client(settings: Settings) -> SoeClient:
+def client(settings: Settings, before_send: clients.Hook = None) -> SoeClient:
     token = settings.tencent_token.get_secret_value() if settings.tencent_token else None
     credentials = Credentials(
         settings.tencent_secret_id, settings.tencent_secret_key.get_secret_value(), token
     )
     return SoeClient(
         settings.soe_endpoint, credentials, region=settings.tencent_region,
-        app_id=settings.soe_app_id, timeout=settings.vendor_timeout,
+        app_id=settings.soe_app_id, timeout=settings.vendor_timeout, before_send=before_send,
     )
 
 
-@app.task(bind=True, name="voxqueue.soe.evaluate", acks_late=True, ignore_result=True, max_retries=None)
-def evaluate(self, check_ids: list[int] | int) -> None:
+@app.task(bind=True, name=SOE_EVALUATE, acks_late=True, ignore_result=True, max_retries=None)
+def evaluate(self, check_ids: list[int]) -> str:
     """Evaluate checks' audio with SOE, one file after another (idempotent: safe to deliver twice).
 
     Large batches travel a few checks to a message (``tasks.dispatch``); a check that
     must go again (throttled, a retryable failure) waits for the others of its group
-    and leaves with them in one retry message.
+    and leaves with them in one retry message. Returns what happened (:mod:`tasks.outcome`),
+    which Flower shows as the task's result.
     """
-    ids = check_ids if isinstance(check_ids, list) else [check_ids]
+    ids = list(check_ids)
     settings = get_settings()
-    again: dict[int, float] = {}
-    last_error: Exception | None = None
+    outcomes: dict[int, Outcome] = {}
     handed_back: list[int] = []
     for position, check_id in enumerate(ids):
         if liveness.stopping.is_set():  # the worker is stopping: the rest go back unclaimed
             handed_back += ids[position:]
             break
+        again = [i for i, o in outcomes.items() if o.kind == outcome.RETRY]
         try:
-            outcome = _evaluate_one(check_id, settings)
+            found = _evaluate_one(check_id, settings)
         except INFRA_ERRORS as error:
-            raise retry_after_infra_error(self, ids[position:] + list(again), error) from error
-        if outcome is not None and isinstance(outcome[1], liveness.HandBack):
+            raise retry_after_infra_error(self, ids[position:] + again, error) from error
+        if found.kind == outcome.HANDED_BACK:
             handed_back += ids[position:]
             break
-        if outcome is not None:
-            again[check_id], last_error = outcome
-            if _pauses_the_rest(last_error):  # the rest are not claimed: nothing to release
-                again.update(dict.fromkeys(ids[position + 1:], outcome[0]))
-                break
+        outcomes[check_id] = found
+        if found.kind == outcome.RETRY and _pauses_the_rest(found.error):
+            outcomes.update(dict.fromkeys(ids[position + 1:], found))  # unclaimed: none to release
+            break
     if handed_back:  # to another worker at once, in new messages
         log.info("worker stopping: handing back %d soe check(s)", len(handed_back))
         enqueue([(check_id, "soe") for check_id in handed_back])
+        outcomes.update(dict.fromkeys(handed_back, Outcome(outcome.HANDED_BACK)))
+    again = {i: o for i, o in outcomes.items() if o.kind == outcome.RETRY}
     if again:
-        args = [list(again)] if isinstance(check_ids, list) else [ids[0]]
-        raise self.retry(args=args, countdown=max(again.values()), exc=last_error, max_retries=None)
+        countdown = policy.soe(settings).countdown(0, max(o.wait for o in again.values()))
+        line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
+        log.info("soe: %s", line)  # the retry's exception: the last vendor error, as before
+        last_error = list(again.values())[-1].error
+        raise self.retry(args=[list(again)], countdown=countdown, exc=last_error, max_retries=None)
+    return outcome.summary(list(outcomes.values()))
 
 
 def _pauses_the_rest(why: Exception) -> bool:
@@ -162,51 +174,58 @@ def _pauses_the_rest(why: Exception) -> bool:
     return isinstance(why, VendorError) and why.disposition is Disposition.THROTTLED
 
 
-def _evaluate_one(check_id: int, settings: Settings) -> tuple[float, Exception] | None:
-    """Claim and evaluate one check; (seconds, why) when it must go again later."""
+def _evaluate_one(check_id: int, settings: Settings) -> Outcome:
+    """Claim and evaluate one check."""
     with transaction() as conn:
         lease = common.take_lease(conn, check_id, settings, new_session_id=new_session_id())
-        if lease is None or common.poisoned(conn, lease, settings):
-            return None
+        if lease is None:
+            return Outcome(outcome.SKIPPED)
+        if common.poisoned(conn, lease, settings):
+            return outcome.failed("poison")
     crashpoints.hit(lease.job.key)
     with logctx.bound(job=lease.job.key, service="soe", check_id=check_id):
         try:
             plan = Plan.from_lease(lease)
         except Exception as exc:  # noqa: BLE001  (options no request can be built from: see common.unexpected)
-            common.fail_by_id(check_id, common.unexpected("soe", exc))
-            return None
+            error = common.unexpected("soe", exc)
+            _fail(lease, error)
+            return outcome.failed(error.reason)
         return _run(plan, settings)
 
 
-def _run(plan: Plan, settings: Settings) -> tuple[float, Exception] | None:
+def _run(plan: Plan, settings: Settings) -> Outcome:
     try:
         breaker.check("soe")
-        result, chunks = transmit(client(settings), plan, settings)
+        soe = client(settings, clients.slot("soe", max_wait=2.0))  # a slot as each request leaves
+        result, chunks = transmit(soe, plan, settings)
     except (Throttled, breaker.CircuitOpen) as pause:  # no attempt spent: come back later
         common.release(plan.check_id)
-        return pause.wait, pause
-    except liveness.HandBack as stop:  # its checkpoint (chunks_sent) is kept: the next delivery resumes
+        return outcome.retry(pause.wait, outcome.retry_reason(pause), pause)
+    except liveness.HandBack:  # its checkpoint (chunks_sent) is kept: the next delivery resumes
         common.release(plan.check_id)
-        return 0.0, stop
+        return Outcome(outcome.HANDED_BACK)
     except VendorError as error:
         breaker.breaker().record("soe", error)
         log.warning("soe failed: %s", error.summary(),
                     extra={"reason": error.reason, "vendor_request_id": error.request_id})
-        wait = _handle_error(plan.check_id, error, settings)
-        return None if wait is None else (wait, error)
+        wait = _handle_error(plan.lease, error, settings)
+        if wait is None:
+            return outcome.failed(error.reason)
+        return outcome.retry(wait, outcome.retry_reason(error), error)
     except INFRA_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001  (fails the check now: see common.unexpected)
-        common.fail_by_id(plan.check_id, common.unexpected("soe", exc))
-        return None
+        error = common.unexpected("soe", exc)
+        _fail(plan.lease, error)
+        return outcome.failed(error.reason)
     breaker.breaker().record("soe", None)
     if result is None:
         log.info("soe async: every chunk is in, the result is polled", extra={"session_id": plan.session_id})
-        return None
+        return Outcome(outcome.POLLED)
     log.info("soe evaluated", extra={"vendor_request_id": getattr(result, "request_id", None),
                                      "session_id": plan.session_id})
     _store(plan, result, chunks)
-    return None
+    return outcome.done()
 
 
 def new_session_id() -> str:
@@ -303,7 +322,7 @@ def _try_query(soe: SoeClient, plan: Plan, params: SoeParams) -> Result | None:
 
 def _recover(soe: SoeClient, plan: Plan, params: SoeParams, settings: Settings) -> Result | None:
     """Every chunk is in: within the result window, ask for the result; after it, a new session."""
-    deadline = _deadline(plan.check_id)
+    deadline = plan.lease.deadline_at  # read by the claim
     if deadline is None or utcnow() >= deadline:
         raise VendorError("soe", "result_expired", "the session's result window has passed: a new session",
                           disposition=Disposition.RESTART)
@@ -315,12 +334,6 @@ def _recover(soe: SoeClient, plan: Plan, params: SoeParams, settings: Settings) 
     common.release(plan.check_id, vendor_task_id=plan.session_id,  # back to the beat's polling
                    next_poll_at=utcnow() + dt.timedelta(seconds=FIRST_POLL_S))
     return None
-
-
-def _deadline(check_id: int) -> dt.datetime | None:
-    with session_scope() as session:
-        value = session.scalar(select(Check.deadline_at).where(Check.id == check_id))
-    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _oneshot(soe: SoeClient, plan: Plan, params: SoeParams, audio: Prepared) -> SoeResult:
@@ -337,15 +350,15 @@ def _oneshot(soe: SoeClient, plan: Plan, params: SoeParams, audio: Prepared) -> 
     )
 
 
-def _await_result(soe: SoeClient, plan: Plan, params: SoeParams, tries: int = 10) -> Result:
-    for attempt in range(1, tries + 1):
+def _await_result(soe: SoeClient, plan: Plan, params: SoeParams) -> Result:
+    for attempt in range(1, policy.SOE_RESULT.attempts + 1):
         result = with_chunk_retries(lambda: _query(soe, plan, params), None)
         if result.finished:
             return result
         if isinstance(result, SoeResult) and result.failed:
             raise VendorError("soe", "evaluation_failed", "the vendor's evaluation failed (Status Failed)",
                               disposition=Disposition.RESTART)
-        liveness.pause(backoff(attempt, base=0.2, cap=3.0))
+        liveness.pause(policy.SOE_RESULT.delay(attempt))
     raise VendorError("soe", "result_timeout", "the session never reached Finished", disposition=Disposition.RETRY)
 
 
@@ -362,18 +375,18 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
     tries, waited = 0, 0.0
     while True:
         try:
-            with http.gate(lambda: take("soe", max_wait=2.0)):  # the slot is taken as the chunk leaves
-                return call()
+            return call()
         except VendorError as error:
             metrics.vendor_error("soe", error)
             found = recover() if recover is not None and isinstance(error, TransportError | BadResponse) else None
             if found is not None:
                 return found
-            if error.disposition is Disposition.THROTTLED and waited < THROTTLE_WAIT_S:
-                pause = error.retry_after or backoff(int(waited) + 1, base=0.25, cap=4.0)
-            elif error.disposition is Disposition.RETRY and tries + 1 < CHUNK_TRIES:
+            kind = error.disposition
+            if kind is Disposition.THROTTLED and waited < policy.SOE_THROTTLE_BUDGET_S:
+                pause = error.retry_after or policy.SOE_THROTTLED.delay(int(waited) + 1)
+            elif kind is Disposition.RETRY and not policy.SOE_CHUNK.exhausted(tries + 1):
                 tries += 1
-                pause = backoff(tries, base=0.2, cap=4.0)
+                pause = policy.SOE_CHUNK.delay(tries)
             else:
                 raise
             seq = chunk.seq if chunk else "query"
@@ -384,18 +397,12 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             waited += pause
 
 
-def _handle_error(check_id: int, error: VendorError, settings: Settings) -> float | None:
-    """Fail the check, or release it for a retry and return the backoff before it."""
-    if error.disposition is Disposition.PERMANENT:
-        _fail(check_id, error)
-        return None
-    with session_scope() as session:
-        check = session.get(Check, check_id)
-        if check is None:
-            return None
-        attempts = check.attempts + 1
-    if attempts >= settings.soe_max_attempts:
-        _fail(check_id, error)
+def _handle_error(lease: common.Lease, error: VendorError, settings: Settings) -> float | None:
+    """Fail the check, or release it for a retry and return the backoff before it (its attempts
+    are the lease's: no other delivery works on the check while this one holds it)."""
+    attempts = lease.attempts + 1
+    if error.disposition is Disposition.PERMANENT or policy.soe(settings).exhausted(attempts):
+        _fail(lease, error)
         return None
     restart = {}
     if error.disposition is Disposition.RESTART:  # nothing of the old session is asked for again
@@ -404,15 +411,18 @@ def _handle_error(check_id: int, error: VendorError, settings: Settings) -> floa
     elif error.disposition is Disposition.RESEND:
         restart = {"chunks_sent": 0}  # the vendor accepts already-received chunks again
     metrics.count("vendor_retries", vendor="soe", scope="check")
-    common.release(check_id, attempts=attempts, error_reason=error.reason, error=error.summary(), **restart)
-    return backoff(attempts, base=1.0, cap=300.0)
+    common.release(lease.check_id, attempts=attempts, error_reason=error.reason,
+                   error=error.summary(),
+                   **restart)
+    return policy.soe(settings).countdown(attempts)
 
 
-def _fail(check_id: int, error: VendorError) -> None:
+def _fail(lease: common.Lease, error: VendorError) -> None:
     """Failed for good; an async session's is forgotten, so ``voxqueue retry`` starts it anew
     and the beat never asks for it again."""
-    common.fail_by_id(check_id, error)
-    common.release(check_id, vendor_task_id=None, next_poll_at=None)
+    with transaction() as conn:
+        lifecycle.fail(conn, lease, error.reason, error.summary(), vendor_task_id=None,
+                       next_poll_at=None)
 
 
 def _store(plan: Plan, result: Result, chunks: int) -> None:

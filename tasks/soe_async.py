@@ -20,9 +20,9 @@ from config.settings import Settings
 from models import Check, CheckStatus
 from models.base import utcnow
 from models.db import session_scope
-from tasks import common, metrics
+from tasks import clients, common, metrics, policy
 from tasks.dispatch import enqueue
-from tasks.soe import POLL_CAP_S, client, new_session_id, params_for, raw_result, scores_of
+from tasks.soe import client, new_session_id, params_for, raw_result, scores_of
 from vendors.errors import Disposition, VendorError
 
 log = logging.getLogger("voxqueue.soe")
@@ -40,7 +40,8 @@ def poll_one(check_id: int, settings: Settings) -> bool:
         restart(check_id, settings, "result_expired", "soe: no result within the vendor's result window")
         return False
     try:
-        result = client(settings).query(session_id, params_for(options))
+        soe = client(settings, clients.slot("soe", max_wait=5.0))
+        result = soe.query(session_id, params_for(options))
     except VendorError as error:
         metrics.vendor_error("soe", error)
         _after_error(check_id, error, settings)
@@ -89,7 +90,7 @@ def restart(check_id: int, settings: Settings, reason: str, message: str) -> Non
         if not _waiting(check):
             return
         check.attempts += 1
-        if check.attempts >= settings.soe_max_attempts:
+        if policy.soe(settings).exhausted(check.attempts):
             fail(check, reason, message)
             return
         check.session_id, check.chunks_sent, check.vendor_task_id = new_session_id(), 0, None
@@ -107,7 +108,7 @@ def fail(check: Check, reason: str, message: str) -> None:
 
 def _next_poll(check: Check, now: dt.datetime) -> None:
     check.polls += 1
-    check.next_poll_at = now + dt.timedelta(seconds=min(POLL_CAP_S, 2 ** min(check.polls - 1, 10)))
+    check.next_poll_at = now + dt.timedelta(seconds=policy.SOE_POLL.delay(check.polls))
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -23,24 +23,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from config.settings import get_settings
 from models import Batch, Check, CheckStatus, Job
 from models.base import utcnow
-from models.db import session_scope
-from tasks import breaker, clients, metrics
-from tasks.moderation import MAX_ATTEMPTS
-from tasks.ratelimit import Throttled, take
+from models.db import session_scope, transaction
+from tasks import breaker, clients, lifecycle, metrics, policy
+from tasks.ratelimit import Throttled
 from tasks.results import finish_stream, lock_check
-from vendors import http
 from vendors.errors import Disposition, VendorError
-from vendors.http import backoff
 
 log = logging.getLogger("voxqueue.streams")
 
 VENDOR = "tupu"
-PAUSE_BUDGET_S = 30.0  # waiting on the shared limit, vendor throttling or an open circuit, in all
 checks = Check.__table__
 
 
@@ -98,7 +94,7 @@ def close(job_id: str, batch: str | None = None, *, sleep: Callable[[float], Non
 
 def close_at_tupu(task_id: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
     """Tupu's close call, retried like every vendor call; raises the last error when it gives up."""
-    client = clients.tupu(get_settings())
+    client = clients.tupu(get_settings(), clients.slot(VENDOR))  # a slot per close call
     attempts, paused = 0, 0.0
     while True:
         try:
@@ -108,16 +104,16 @@ def close_at_tupu(task_id: str, *, sleep: Callable[[float], None] = time.sleep) 
             if not error.retryable:
                 raise
             if error.disposition is Disposition.THROTTLED:  # waiting spends no attempt, within a budget
-                wait = error.retry_after or backoff(attempts + 1, base=0.5, cap=8.0)
+                wait = error.retry_after or policy.STREAM_CLOSE.delay(attempts + 1)
                 paused += wait
-                if paused > PAUSE_BUDGET_S:
+                if paused > policy.STREAM_CLOSE_PAUSE_BUDGET_S:
                     raise
             else:
                 attempts += 1
-                if attempts >= MAX_ATTEMPTS:
+                if policy.STREAM_CLOSE.exhausted(attempts):
                     raise VendorError(VENDOR, error.reason, f"gave up after {attempts} attempts: {error.message}",
                                       code=error.code, status=error.status) from error
-                wait = backoff(attempts, base=0.5, cap=8.0)
+                wait = policy.STREAM_CLOSE.delay(attempts)
             log.debug("tupu close failed, again in %.1f s: %s", wait, error.summary())
             metrics.count("vendor_retries", vendor=VENDOR, scope="request")
         sleep(wait)
@@ -127,8 +123,7 @@ def _close_once(client, task_id: str) -> None:
     """One close call through the circuit breaker and the shared limit; the breaker counts its outcome."""
     try:
         breaker.check(VENDOR)
-        with http.gate(lambda: take(VENDOR)):  # the slot is taken as the request leaves
-            client.close_stream(task_id)
+        client.close_stream(task_id)
     except (Throttled, breaker.CircuitOpen) as pause:
         raise VendorError(VENDOR, "paused", str(pause).removeprefix(f"{VENDOR}: "),
                           disposition=Disposition.THROTTLED, retry_after=pause.wait) from pause
@@ -142,11 +137,11 @@ def _close_once(client, task_id: str) -> None:
 def mark_closing(check_id: int) -> Closed:
     """A running stream becomes ``closing`` (one conditional UPDATE: an end callback merged
     meanwhile has made it ``done``, and stays so); what it is now."""
-    with session_scope() as session:
-        session.execute(update(checks).where(checks.c.id == check_id, checks.c.status == CheckStatus.RUNNING.value)
-                        .values(status=CheckStatus.CLOSING.value, closed_at=utcnow()))
-        check = session.get(Check, check_id)
-        return Closed(check.status, check.verdict)
+    with transaction() as conn:
+        lifecycle.close(conn, check_id)
+        now = select(checks.c.status, checks.c.verdict).where(checks.c.id == check_id)
+        row = conn.execute(now).one()
+        return Closed(row.status, row.verdict)
 
 
 def end_overdue(limit: int = 500) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from config.celery import TUPU_SUBMIT
 from config.settings import get_settings
 from tasks import clients, moderation
-from tasks.leases import Lease
+from tasks.app import app
+from tasks.lifecycle import Lease
 from tasks.media import callback_url
 from vendors.errors import InvalidInput
-from workers.app import app
 
 CALLBACK_VIOLATIONS_AND_END = 3
 
@@ -25,18 +26,17 @@ def describe(lease: Lease) -> dict[str, Any]:
     return {"url": job.stream, "room_id": job.options.get("room_id"), "user_id": job.options.get("user_id")}
 
 
-@app.task(bind=True, name="voxqueue.tupu.submit", acks_late=True, ignore_result=True, max_retries=None)
-def submit(self, check_id: int) -> None:
-    batch = moderation.claim_all("tupu", [check_id], describe)
-    moderation.submit_with_retries(self, batch, _submit)
+@app.task(bind=True, name=TUPU_SUBMIT, acks_late=True, ignore_result=True, max_retries=None)
+def submit(self, check_ids: list[int]) -> str:
+    """Open a Tupu stream task per check (one to a message, as dispatch sends them)."""
+    return moderation.submit_each(self, moderation.claim_all("tupu", check_ids, describe), _submit)
 
 
-def _submit(batch: moderation.Claimed) -> dict[int, moderation.Accepted]:
+def _submit(check_id: int, facts: dict[str, Any]) -> moderation.Accepted:
     settings = get_settings()
-    ((check_id, facts),) = batch.checks.items()
-    submitted = clients.tupu(settings).submit_stream(
+    submitted = clients.tupu(settings, clients.slot("tupu")).submit_stream(
         facts["key"], facts["url"], callback_url=callback_url(settings, "tupu"),
         callback_rules=CALLBACK_VIOLATIONS_AND_END, room_id=facts.get("room_id"),
         user_id=facts.get("user_id"),
     )
-    return {check_id: moderation.Accepted(submitted.task_id, polled=False)}
+    return moderation.Accepted(submitted.task_id, polled=False)

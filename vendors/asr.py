@@ -221,12 +221,14 @@ class AsrClient:
         timeout: float = http.DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
         rand: random.Random | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         if not 0 < expires_in < MAX_EXPIRY_SECONDS:
             raise ValueError("expires_in must be positive and under 90 days")
         self.endpoint, self.appid, self.engine = endpoint, str(appid), engine
         self.project_id, self.expires_in, self.timeout = project_id, expires_in, timeout
         self._secret_id = credentials.secret_id
+        self.before_send = before_send or (lambda: None)  # right before each request leaves
         self._signer = AsrSigner(credentials.secret_key)
         self._clock, self._rand = clock, rand or random.Random()
 
@@ -283,6 +285,7 @@ class AsrClient:
     ) -> AsrSubmitted:
         """Send one job (the audio in the body, or a URL the vendor downloads)."""
         request = self.build_submit(callback_url=callback_url, audio=audio, url=url)
+        self.before_send()
         response = http.post(
             VENDOR, request.url, data=request.body, headers=request.headers, timeout=self.timeout
         )

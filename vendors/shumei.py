@@ -31,6 +31,7 @@ import base64
 import copy
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -307,11 +308,13 @@ class ShumeiClient:
         types: str = DEFAULT_TYPE,
         raw_max_bytes: int = DEFAULT_RAW_MAX_BYTES,
         timeout: float = DEFAULT_TIMEOUT,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._access_key = access_key
         self.app_id, self.event_id, self.types = app_id, event_id, types
         self.raw_max_bytes, self.timeout = raw_max_bytes, timeout
+        self.before_send = before_send or (lambda: None)  # right before each request leaves
 
     def __repr__(self) -> str:
         return f"ShumeiClient(endpoint={self.endpoint!r}, app_id={self.app_id!r}, access_key='***')"
@@ -392,6 +395,7 @@ class ShumeiClient:
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
+        self.before_send()
         response = http.post(
             VENDOR, self.endpoint + path, data=payload, headers=headers, timeout=self.timeout
         )

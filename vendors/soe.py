@@ -194,10 +194,11 @@ class SoeClient(TencentApiClient):
         self, endpoint: str, credentials: Credentials, *, region: str = "",
         app_id: str | None = None, timeout: float = 10.0,
         clock: Callable[[], float] = time.time, post: Callable[..., http.Response] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             endpoint, credentials, service="soe", version=VERSION, region=region,
-            timeout=timeout, vendor=VENDOR, clock=clock, post=post,
+            timeout=timeout, vendor=VENDOR, clock=clock, post=post, before_send=before_send,
         )
         self.app_id = app_id
 

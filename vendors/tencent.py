@@ -76,6 +76,10 @@ def matching_key(table: dict[str, Any], code: str) -> str | None:
     return None
 
 
+def _nothing() -> None:
+    pass
+
+
 class TencentApiClient:
     """Signs and sends Tencent Cloud API 3.0 actions for one service and version."""
 
@@ -93,6 +97,7 @@ class TencentApiClient:
         vendor: str | None = None,
         clock: Callable[[], float] = time.time,
         post: Callable[..., http.Response] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -107,6 +112,9 @@ class TencentApiClient:
         self.vendor = vendor or service
         self.clock = clock
         self._post = post
+        # called right before each request leaves, after it is built and signed (a shared rate
+        # limit's slot: requests arrive at the vendor spaced as their slots were)
+        self.before_send = before_send or _nothing
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(endpoint={self.endpoint!r}, vendor={self.vendor!r})"
@@ -128,9 +136,11 @@ class TencentApiClient:
         """Run ``action`` and return the whole ``Response`` object; raise on errors."""
         payload = self.encode(params)
         post = self._post or http.post  # looked up per call, so tests may patch http.post
+        headers = self.signed_headers(action, payload)
+        self.before_send()
         response = post(
             self.vendor, self.endpoint, data=payload,
-            headers=self.signed_headers(action, payload), timeout=self.timeout,
+            headers=headers, timeout=self.timeout,
         )
         return self.unwrap(response)
 

@@ -328,9 +328,11 @@ class TupuClient:
         timeout: float = http.DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
         rand: random.Random | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.signer, self.timeout = signer, timeout
+        self.before_send = before_send or (lambda: None)  # right before each request leaves
         self._public_key = load_public_key(public_key_pem) if public_key_pem else None
         self._clock, self._rand = clock, rand or random.Random()
 
@@ -406,5 +408,6 @@ class TupuClient:
         url = self.endpoint + path.format(secret_id=self.signer.secret_id)
         payload = json.dumps(body).encode("utf-8")
         headers = {"Content-Type": "application/json"}
+        self.before_send()
         response = http.post(VENDOR, url, data=payload, headers=headers, timeout=self.timeout)
         return self.unwrap(response.json(VENDOR))

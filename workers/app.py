@@ -1,4 +1,8 @@
-"""The Celery application every voxqueue worker, beat and producer shares."""
+"""The Celery application (:mod:`tasks.app`) with a worker process's signal handlers connected.
+
+The worker and beat commands (and ``celery -A workers.app``) import the app from here, so a
+worker process beats, runs its housekeeping rounds and hands back its work on SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import gc
 import logging
 import warnings
 
-from celery import Celery
 from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import (
     worker_init,
@@ -17,20 +20,12 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from config import transport
-from config.celery import HOUSEKEEPING_QUEUE, celery_config
+from config.celery import HOUSEKEEPING_QUEUE
 from config.settings import get_settings
+from tasks.app import TASK_MODULES, app
 
-TASK_MODULES = [
-    "tasks.soe", "tasks.gme", "tasks.shumei", "tasks.asr", "tasks.tupu",
-    "tasks.results", "tasks.poll", "tasks.housekeeping", "tasks.notify",
-]
+__all__ = ["TASK_MODULES", "app"]
 log = logging.getLogger("voxqueue.worker")
-
-transport.install()  # before any broker connection: see config.transport
-app = Celery("voxqueue", include=TASK_MODULES)
-# Evaluated on first use, so importing the app neither reads settings nor starts a broker.
-app.add_defaults(lambda: celery_config(get_settings()))
 
 
 @worker_init.connect

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from config.settings import Settings
 from models.stats import BatchCounts
-from workers.logctx import ContextFilter, TextFormatter
+from tasks.logctx import ContextFilter, TextFormatter
 
 err = Console(stderr=True)
 out = Console()

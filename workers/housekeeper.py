@@ -13,8 +13,8 @@ import logging
 import threading
 from typing import ClassVar
 
+from config.celery import SERVICE_TASKS as TASK_FOR
 from config.settings import Settings
-from tasks.dispatch import TASK_FOR
 from tasks.infra import INFRA_ERRORS
 
 log = logging.getLogger("voxqueue.housekeeping")
@@ -77,8 +77,7 @@ def carried_check_ids() -> list[int]:
     for requests in (state.reserved_requests, state.scheduled_requests, state.active_requests):
         for request in _snapshot(requests):
             if request.name in SERVICE_TASKS and request.args:
-                first = request.args[0]
-                ids += first if isinstance(first, list) else [first]
+                ids += request.args[0]  # every service task takes a list of check ids
     return ids
 
 

@@ -11,8 +11,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import requests
+from urllib.error import URLError
+from urllib.request import urlopen
 
 
 def free_port() -> int:
@@ -58,8 +58,9 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 2
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{' '.join(proc.args[-3:])} exited with status {proc.returncode}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code == 200:
+        # urllib, not `requests` (only the test and bench extras install it); an HTTP error raises
+        with contextlib.suppress(URLError, OSError, ValueError), urlopen(url, timeout=1) as answer:
+            if answer.status == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout:g}s")

@@ -37,6 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import select, text
 
 from config.broker import broker_url
+from config.celery import CALLBACK_MERGE, SHUMEI_QUERY
 from config.settings import Settings, get_settings
 from models import CallbackEvent, Check, CheckStatus
 from models.db import engine_for, session_scope
@@ -58,9 +59,9 @@ from workers.webhook_views import (
 log = logging.getLogger("voxqueue.webhooks")
 
 MAX_BODY = 1024 * 1024
-MERGE_TASK = "voxqueue.callbacks.merge"
+MERGE_TASK = CALLBACK_MERGE
 MERGE_QUEUE = "callbacks"
-QUERY_TASK = "voxqueue.shumei.query"
+QUERY_TASK = SHUMEI_QUERY
 OK = {"ok": True}
 BROKER_SOCKET_TIMEOUT_S = 5.0
 SIGNAL_GAP_S = 10.0  # one query per check per gap, however many unauthenticated callbacks name it

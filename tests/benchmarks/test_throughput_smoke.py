@@ -74,7 +74,7 @@ def test_steady_state_drops_the_partial_first_and_last_seconds_and_counts_silent
 def test_profile_summary_counts_inclusive_shares(tmp_path, capsys):
     raw = tmp_path / "raw.txt"
     raw.write_text(
-        "run (celery/app/trace.py:1);evaluate (tasks/soe.py:90);renew (tasks/leases.py:60);"
+        "run (celery/app/trace.py:1);evaluate (tasks/soe.py:90);renew (tasks/lifecycle.py:60);"
         "execute (sqlalchemy/orm/session.py:1) 3\n"
         "run (celery/app/trace.py:1);on_message (kombu/messaging.py:1) 1\n"
     )

@@ -20,7 +20,7 @@ from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks import housekeeping, liveness
 from tasks.ingest import ingest
-from tasks.leases import ENDED
+from tasks.lifecycle import ENDED
 from tests.tasks.test_ingest import write_wav
 
 LIVE, DEAD = "host:1:live", "host:2:dead"

@@ -12,7 +12,7 @@ from models import Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
 from models.db import session_scope, transaction
 from tasks.ingest import ingest
-from tasks.leases import take_lease, take_leases
+from tasks.lifecycle import take_lease, take_leases
 from tests.tasks.test_ingest import write_wav
 
 

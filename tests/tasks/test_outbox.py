@@ -16,7 +16,7 @@ from models.db import engine_for, session_scope, transaction
 from models.report import job_report
 from tasks import outbox
 from tasks.ingest import ingest
-from tasks.leases import finish, take_lease
+from tasks.lifecycle import finish, take_lease
 from tests.tasks.test_ingest import write_wav
 
 

@@ -104,7 +104,7 @@ def test_audio_soe_cannot_take_is_decoded_and_scored_on_what_was_sent(env, name)
         write_tone(path, 1.2, rate=44100, channels=2)
     (check_id,) = recorded(env, [{"id": "a", "audio": name}])
 
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     row, pcm = check(check_id), reference_pcm(path)
     assert_scored(row, pcm)
@@ -116,7 +116,7 @@ def test_audio_soe_cannot_take_is_decoded_and_scored_on_what_was_sent(env, name)
 def test_a_16k_mono_wav_is_sent_as_it_is(env):
     path = write_wav(env.folder / "native.wav", 0.5, rate=16000, channels=1)
     (check_id,) = recorded(env, [{"id": "a", "audio": "native.wav"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     row = check(check_id)
     assert_scored(row, path.read_bytes())
     assert env.session(row.session_id)["audio_sha256"] == sha256(path.read_bytes())
@@ -125,7 +125,7 @@ def test_a_16k_mono_wav_is_sent_as_it_is(env):
 def test_a_16k_mono_wav_url_is_streamed_as_it_is(env):
     path = write_wav(env.folder / "remote.wav", 1.3, rate=16000, channels=1)
     (check_id,) = recorded(env, [{"id": "a", "audio": f"{env.sandbox.url}/media/remote.wav"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     row = check(check_id)
     assert_scored(row, path.read_bytes())
     assert row.chunks_sent == math.ceil(path.stat().st_size / CHUNK)
@@ -135,7 +135,7 @@ def test_a_16k_mono_wav_url_is_streamed_as_it_is(env):
 def test_a_converted_url_is_scored_too(env):
     path = write_tone(env.folder / "remote.m4a", 1.0)
     (check_id,) = recorded(env, [{"id": "a", "audio": f"{env.sandbox.url}/media/remote.m4a"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     assert_scored(check(check_id), reference_pcm(path))
 
 
@@ -151,7 +151,7 @@ def test_a_url_longer_than_its_mode_takes_fails_before_anything_is_sent(env, nam
         write_tone(env.folder / name, 61, channels=1)
     (check_id,) = recorded(env, [{"id": "a", "audio": f"{env.sandbox.url}/media/{name}"}])
 
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     row = check(check_id)
     assert (row.status, row.error_reason) == ("failed", "audio_too_long")
@@ -162,7 +162,7 @@ def test_a_url_longer_than_its_mode_takes_fails_before_anything_is_sent(env, nam
 def test_audio_no_decoder_reads_fails_with_the_reason(env):
     (env.folder / "noise.ogg").write_bytes(b"OggS" + secrets.token_bytes(4000))
     (check_id,) = recorded(env, [{"id": "a", "audio": f"{env.sandbox.url}/media/noise.ogg"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     row = check(check_id)
     assert (row.status, row.error_reason) == ("failed", "undecodable_audio")
     assert "audio cannot be decoded" in row.error and env.soe_requests() == 0
@@ -179,7 +179,7 @@ def test_a_final_answer_lost_on_the_way_is_asked_for_with_the_sessions_own_actio
     action = "KeywordEvaluate" if kind == "keyword" else "TransmitOralProcessWithInit"
     faults(env, [{"kind": "drop_after", "service": "soe", "action": action, "first_n": 1}])
 
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     found = check(check_id)
     assert found.status == "done", found.error
@@ -224,7 +224,7 @@ def test_within_the_result_window_the_result_is_asked_for_not_evaluated_again(en
     (check_id,) = recorded(env, [{"id": "a", "audio": "a.wav", **({"keywords": "red|green"} if keywords else {})}])
     session_id = _send_every_chunk(env, check_id, path, keywords)
 
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     found = check(check_id)
     assert (found.status, found.session_id) == ("done", session_id)
@@ -241,11 +241,11 @@ def test_after_the_result_window_a_new_session(env):
     set_check(check_id, deadline_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
 
     with pytest.raises(VendorError, match="result window"):  # called directly, the task's retry raises
-        soe.evaluate(check_id)
+        soe.evaluate([check_id])
     waiting = check(check_id)
     assert (waiting.error_reason, waiting.chunks_sent, waiting.attempts) == ("result_expired", 0, 1)
     assert waiting.session_id != old and waiting.deadline_at is None
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     done = check(check_id)
     assert_scored(done, path.read_bytes())
@@ -262,7 +262,7 @@ def test_async_mode_waits_for_the_beat_and_polls_until_finished(env):
     (check_id,) = recorded(env, [{"id": "a", "audio": "a.m4a", "soe_mode": "async"}])
     env.config.result_delay_s = 0.8
 
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     waiting = check(check_id)
     pcm = reference_pcm(path)
@@ -288,7 +288,7 @@ def test_an_async_session_past_its_window_starts_again(env, redis_url):
     write_wav(env.folder / "a.wav", 0.3, rate=16000, channels=1)
     (check_id,) = recorded(env, [{"id": "a", "audio": "a.wav", "soe_mode": "async"}])
     env.config.result_delay_s = 60
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     old = check(check_id).session_id
     set_check(check_id, deadline_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     _due(check_id)
@@ -306,7 +306,7 @@ def test_an_async_session_out_of_attempts_fails_and_retry_starts_it_anew(env):
 
     path = write_wav(env.folder / "a.wav", 0.3, rate=16000, channels=1)
     (check_id,) = recorded(env, [{"id": "a", "audio": "a.wav", "soe_mode": "async"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     set_check(check_id, attempts=get_settings().soe_max_attempts - 1,
               deadline_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     _due(check_id)
@@ -316,7 +316,7 @@ def test_an_async_session_out_of_attempts_fails_and_retry_starts_it_anew(env):
     assert (failed.status, failed.error_reason, failed.vendor_task_id, failed.next_poll_at) == (
         "failed", "result_expired", None, None)
     assert retry_failed() == 1
-    soe.evaluate(check_id)  # a new session, its result polled again
+    soe.evaluate([check_id])  # a new session, its result polled again
     _due(check_id)
     poll.poll_soe()
     assert_scored(check(check_id), path.read_bytes())
@@ -326,7 +326,7 @@ def test_an_async_session_out_of_attempts_fails_and_retry_starts_it_anew(env):
 def test_oneshot_sends_the_decoded_audio_in_one_request(env):
     path = write_tone(env.folder / "a.ogg", 1.0)
     (check_id,) = recorded(env, [{"id": "a", "audio": "a.ogg", "soe_mode": "oneshot"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     row, pcm = check(check_id), reference_pcm(path)
     assert_scored(row, pcm)
     assert env.session(row.session_id)["chunks"] == 1
@@ -338,7 +338,7 @@ def test_oneshot_over_3_mb_fails_before_anything_is_sent(env):
     goes only in stream mode."""
     (env.folder / "big.pcm").write_bytes(b"\x00\x01" * 16000 * 100)
     (check_id,) = recorded(env, [{"id": "q", "audio": "big.pcm", "eval_mode": "paragraph", "soe_mode": "oneshot"}])
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
     row = check(check_id)
     assert (row.status, row.error_reason) == ("failed", "audio_too_large")
     assert "use soe_mode stream" in row.error and env.soe_requests() == 0

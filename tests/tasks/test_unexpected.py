@@ -38,7 +38,7 @@ def test_an_soe_input_no_request_can_be_built_from_fails_at_once(database_url, t
     with transaction() as conn:  # what ingest would have refused, as a row written by an older version
         conn.execute(update(Job).values(options={"ref_text": "red", "score_coeff": "very"}))
 
-    soe.evaluate(check_id)
+    soe.evaluate([check_id])
 
     status, reason, error, released, job = outcome(check_id)
     assert (status, reason, released, job) == ("failed", "ValueError", True, "failed")

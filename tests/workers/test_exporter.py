@@ -25,7 +25,7 @@ from config.settings import get_settings, reset_settings
 from models import CheckStatus
 from models.base import utcnow
 from models.db import transaction
-from tasks import common, housekeeping, leases, liveness, metrics, ratelimit
+from tasks import common, housekeeping, lifecycle, liveness, metrics, ratelimit
 from tasks.breaker import Breaker
 from tasks.ratelimit import RateLimiter
 from tests.pipeline import wait_until
@@ -154,8 +154,8 @@ def test_poison_checks_and_breaker_openings_are_counted(
         [check_id], status=CheckStatus.RUNNING.value, lease_until=utcnow() - dt.timedelta(seconds=1)
     )
     with transaction() as conn:  # its last delivery died holding it
-        lease = leases.take_lease(conn, check_id, get_settings())
-        assert leases.poisoned(conn, lease, get_settings())
+        lease = lifecycle.take_lease(conn, check_id, get_settings())
+        assert lifecycle.poisoned(conn, lease, get_settings())
     common.unexpected("soe", KeyError("no such option"))  # an exception no rule expected
     opening = Breaker(redis.Redis.from_url(redis_url), threshold=2, prefix="test:breaker:")
     outage = VendorError("gme", "http_5xx", "HTTP 503", disposition=Disposition.RETRY)

@@ -6,8 +6,8 @@ import io
 import json
 import logging
 
+from tasks.logctx import ContextFilter, TextFormatter, bound
 from workers.console import JsonFormatter
-from workers.logctx import ContextFilter, TextFormatter, bound
 
 
 def capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:

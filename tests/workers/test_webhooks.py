@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from config.settings import get_settings
-from tasks.moderation import callback_token
+from tasks.keys import callback_token
 from tests.workers.webhook_helpers import (
     Client,
     asr_form,

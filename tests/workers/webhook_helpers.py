@@ -23,7 +23,7 @@ from config.settings import get_settings
 from models import Batch, CallbackEvent, Check, Job
 from models.base import utcnow
 from models.db import session_scope
-from tasks.moderation import callback_token
+from tasks.keys import callback_token
 from workers.webhooks import server_options
 
 

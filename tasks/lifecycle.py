@@ -1,4 +1,22 @@
-"""A check's lease and progress on the hot path: prepared Core statements, no ORM objects.
+"""A check's lifecycle: every transition of a check, each a Core statement on a Connection.
+
+The transitions and the states they move a check between (:data:`TRANSITIONS`):
+
+- *claim* (:func:`take_lease`, :func:`take_leases`): pending or running -> running, under a
+  lease held by this process (``checks.holder``, whose heartbeat :mod:`tasks.liveness` keeps);
+- *renew* (:func:`renew`): a checkpoint, the lease extended; *release* (:func:`release`): the
+  lease handed back, the work continues in a retry or another worker (the state is kept);
+  *retry later* (:func:`retry_later`): released with the vendor's error, an attempt counted
+  or not, failed once the service's :class:`~tasks.policy.RetryPolicy` gives up;
+- *finish* (:func:`finish`, :func:`fail`): the holder ends its check done or failed;
+  *complete* / *fail* by id (:func:`complete_check`, :func:`fail_check`): a result or an error
+  that comes without a lease (a callback, a poll), applied only while the check is open;
+- *close* (a live stream asked to end: running -> closing) and *reset* (``voxqueue retry``:
+  failed -> pending).
+
+Every transition that ends a check recomputes its job in the same transaction
+(:func:`tasks.status.refresh_job_row`). Housekeeping ends the leases of dead holders
+(:data:`ENDED`) and sends their checks again; the next claim counts the death.
 
 Every service task claims its check, may checkpoint it, and finishes it. Those
 few statements run thousands of times a minute, so they are built once here
@@ -39,11 +57,24 @@ from models import Batch, Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
 from models.db import autocommit
 from tasks import liveness, metrics
+from tasks.policy import RetryPolicy
 from tasks.status import SoleCheck, refresh_job_row
 
 log = logging.getLogger("voxqueue.tasks")
 
-ACTIVE = (CheckStatus.PENDING.value, CheckStatus.RUNNING.value)
+PENDING, RUNNING = CheckStatus.PENDING.value, CheckStatus.RUNNING.value
+CLOSING = CheckStatus.CLOSING.value
+DONE, FAILED = CheckStatus.DONE.value, CheckStatus.FAILED.value
+ACTIVE = (PENDING, RUNNING)
+# transition -> (the states it moves a check from, the state it moves it to). Renewing, releasing
+# and retrying later change the lease, not the state; finish is the lease holder's own end.
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "claim": (ACTIVE, RUNNING),
+    "complete": ((*ACTIVE, CLOSING), DONE),
+    "fail": (ACTIVE, FAILED),
+    "close": ((RUNNING,), CLOSING),
+    "reset": ((FAILED,), PENDING),
+}
 # A lease housekeeping ended (its holder died, or it lapsed) and whose check it sent again: still
 # "held by a dead delivery" for the next claim, which counts the death, but never sent again for
 # the same death (tasks.housekeeping).
@@ -51,7 +82,8 @@ ENDED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 checks, jobs, batches = Check.__table__, Job.__table__, Batch.__table__
 
 _RETURNED = (checks.c.id, checks.c.job_id, checks.c.service, checks.c.deliveries, checks.c.attempts,
-             checks.c.session_id, checks.c.chunks_sent, checks.c.vendor_task_id)
+             checks.c.session_id, checks.c.chunks_sent, checks.c.vendor_task_id,
+             checks.c.deadline_at)
 
 
 def _claim_statement(with_session_id: bool):
@@ -135,6 +167,7 @@ class Lease:
     session_id: str | None
     chunks_sent: int
     vendor_task_id: str | None
+    deadline_at: dt.datetime | None = None  # the end of the vendor's result window (SOE)
 
 
 def take_lease(conn: Connection, check_id: int, settings: Settings, *,
@@ -214,8 +247,11 @@ def _start_jobs(conn: Connection, found) -> None:
 def _lease(row, job) -> Lease:
     facts = JobFacts(job.id, job.key, job.batch, job.audio, job.stream, job.options or {}, tuple(job.services or ()),
                      job.notify_id)
+    deadline = row.deadline_at
+    if deadline is not None and deadline.tzinfo is None:  # SQLite keeps no time zone
+        deadline = deadline.replace(tzinfo=dt.UTC)
     return Lease(row.id, row.service, facts, row.deliveries, row.attempts, row.session_id, row.chunks_sent,
-                 row.vendor_task_id)
+                 row.vendor_task_id, deadline)
 
 
 def poisoned(conn: Connection, lease: Lease, settings: Settings) -> bool:
@@ -240,8 +276,8 @@ def finish(conn: Connection, lease: Lease, status: CheckStatus, **values: Any) -
         refresh_job_row(conn, lease.job.id)
 
 
-def fail(conn: Connection, lease: Lease, reason: str, message: str) -> None:
-    finish(conn, lease, CheckStatus.FAILED, error_reason=reason[:64], error=message)
+def fail(conn: Connection, lease: Lease, reason: str, message: str, **values: Any) -> None:
+    finish(conn, lease, CheckStatus.FAILED, error_reason=reason[:64], error=message, **values)
     log.warning("check failed", extra={"check_id": lease.check_id, "service": lease.service, "reason": reason})
 
 
@@ -259,3 +295,87 @@ def release(check_id: int, conn: Connection | None = None, **values: Any) -> Non
         return
     with autocommit() as own:
         _update_check(own, check_id, {**values, "lease_until": None})
+
+
+@functools.lru_cache(maxsize=64)
+def _move(names: tuple[str, ...], sources: tuple[str, ...]):
+    """``UPDATE checks SET <names> WHERE id = :p_check AND status IN <sources>
+    RETURNING job_id``."""
+    return (update(checks).where(checks.c.id == bindparam("p_check"), checks.c.status.in_(sources))
+            .values({name: bindparam("v_" + name) for name in names}).returning(checks.c.job_id))
+
+
+def move(conn: Connection, check_id: int, transition: str, **values: Any) -> bool:
+    """Apply ``transition`` (:data:`TRANSITIONS`) to a check, recording ``values``, if the check is
+    in one of the states it moves from; recompute its job. True when the check moved."""
+    sources, target = TRANSITIONS[transition]
+    values = {**values, "status": target}
+    names = tuple(sorted(values))
+    params = {"p_check": check_id, **{"v_" + n: values[n] for n in names}}
+    row = conn.execute(_move(names, sources), params).first()
+    if row is None:
+        return False
+    refresh_job_row(conn, row.job_id)
+    return True
+
+
+def fail_check(conn: Connection, check_id: int, reason: str, message: str, **values: Any) -> bool:
+    """An open check fails (an error that came without its lease: a poll, a callback, a give-up)."""
+    failed = move(conn, check_id, "fail", error_reason=reason[:64], error=message, lease_until=None,
+                  finished_at=utcnow(), **values)
+    if failed:
+        log.warning("check failed", extra={"check_id": check_id, "reason": reason})
+    return failed
+
+
+def complete_check(conn: Connection, check_id: int, **values: Any) -> bool:
+    """An open (or closing) check is done with ``values`` (a vendor's result)."""
+    return move(conn, check_id, "complete", error=None, error_reason=None, lease_until=None,
+                finished_at=utcnow(), **values)
+
+
+def _retry_statement(counted: bool):
+    attempts = checks.c.attempts + 1 if counted else checks.c.attempts
+    return (update(checks).where(_GROUP, checks.c.status.in_(ACTIVE))
+            .values(attempts=attempts, lease_until=None, error_reason=bindparam("v_reason"),
+                    error=bindparam("v_error"))
+            .returning(checks.c.id, checks.c.attempts))
+
+
+_RETRY_LATER = {counted: _retry_statement(counted) for counted in (False, True)}
+
+
+@dataclass(frozen=True)
+class Later:
+    """What :func:`retry_later` decided: the checks to send again, and the most attempts among
+    them; the checks it failed."""
+
+    ids: list[int]
+    attempts: int
+    failed: list[int]
+
+
+def retry_later(conn: Connection, check_ids: list[int], reason: str, message: str, *, counted: bool,
+                policy: RetryPolicy) -> Later:
+    """Release open checks after a retryable error (one statement), an attempt counted unless
+    the vendor only throttled; those whose attempts ``policy`` has used up fail."""
+    params = {"p_checks": list(check_ids), "v_reason": reason[:64], "v_error": message}
+    attempts = {row.id: row.attempts for row in conn.execute(_RETRY_LATER[counted], params)}
+    failed = [i for i in check_ids if i in attempts and policy.exhausted(attempts[i])]
+    for check_id in failed:
+        gave_up = f"gave up after {attempts[check_id]} attempts: {message}"
+        fail_check(conn, check_id, reason, gave_up)
+    again = [i for i in check_ids if i in attempts and i not in failed]
+    return Later(again, max((attempts[i] for i in again), default=0), failed)
+
+
+def reset(conn: Connection, check_id: int) -> bool:
+    """``voxqueue retry``: a failed check is pending again, from nothing (a failed SOE session
+    starts anew)."""
+    return move(conn, check_id, "reset", attempts=0, deliveries=0, error=None, error_reason=None,
+                finished_at=None, session_id=None, chunks_sent=0)
+
+
+def close(conn: Connection, check_id: int) -> bool:
+    """A running live stream is asked to end: closing, until its end callback."""
+    return move(conn, check_id, "close", closed_at=utcnow())
