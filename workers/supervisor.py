@@ -7,7 +7,10 @@ its own broker connection, heartbeat (:mod:`tasks.liveness`) and housekeeping th
 works per process as it does for separate commands), and only supervises them:
 
 - SIGTERM or SIGINT stops all of them: each gets SIGTERM, hands back its unfinished checks and
-  exits (Celery's warm shutdown); a second signal asks them for a cold shutdown (SIGQUIT).
+  exits (Celery's warm shutdown); a second signal asks them for a cold shutdown (SIGQUIT). A
+  child still running :data:`STOP_GRACE_SECONDS` after the first signal is SIGKILLed, as
+  gunicorn's graceful timeout does: what it held goes back by the usual recovery (its heartbeat
+  lapses), so one stuck child never keeps the command from stopping.
 - The children share the command's process group, so a signal to the group (Ctrl-C on a
   terminal, ``kill -- -PGID``, a container stopped) reaches them all at once; a child whose
   parent is gone (the command SIGKILLed alone) stops itself (:func:`watch_parent`).
@@ -35,6 +38,7 @@ log = logging.getLogger("voxqueue.worker")
 BOOT_SECONDS = 10.0  # a child that exits sooner than this after its start did not boot
 PARENT_ENV = "VOXQUEUE_SUPERVISOR_PID"  # set in each child: the pid of the supervising command
 POLL_S = 0.2
+STOP_GRACE_SECONDS = 20.0  # after a stop signal, a child still running then is SIGKILLed
 
 
 def default_processes() -> int:
@@ -76,6 +80,7 @@ class Supervisor:
         self.env = dict(os.environ if env is None else env) | {PARENT_ENV: str(os.getpid())}
         self.children: dict[int, Child] = {}
         self.signals = 0
+        self.stop_asked: float | None = None  # when the first stop signal came (monotonic)
         self.failed: str | None = None
 
     def run(self) -> int:
@@ -88,6 +93,9 @@ class Supervisor:
             while self.children:
                 time.sleep(POLL_S)
                 self._reap()
+                asked = self.stop_asked
+                if asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
+                    self._kill_the_rest()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -118,8 +126,19 @@ class Supervisor:
                             child.index, child.proc.pid, status)
                 self._start(child.index)
 
+    def _kill_the_rest(self) -> None:
+        for child in self.children.values():
+            if child.proc.poll() is None:
+                log.warning("worker process %d (pid %d) still running %.0f s after the stop "
+                            "signal: killed (its checks go back when its heartbeat lapses)",
+                            child.index, child.proc.pid, STOP_GRACE_SECONDS)
+        self._send(signal.SIGKILL)
+        self.stop_asked = None
+
     def _on_signal(self, signum, _frame) -> None:
         self.signals += 1
+        if self.stop_asked is None and self.signals == 1:
+            self.stop_asked = time.monotonic()
         self._send(signal.SIGTERM if self.signals == 1 else signal.SIGQUIT)
 
     def _send(self, sig: int) -> None:
