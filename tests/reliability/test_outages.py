@@ -100,17 +100,22 @@ def test_database_connections_cut_mid_batch(pipeline, tmp_path, database_url):
 
     folder = tmp_path / "readings"
     manifest = make_manifest(folder, 24)
-    pipeline.sandbox("config", {"latency_ms": 40})
+    pipeline.sandbox("config", {"latency_ms": 100})
     pipeline.start_worker("-c", "4")
     pipeline.cli("ingest", str(manifest))
     wait_until(lambda: done_checks() >= 3, 60, interval=0.05)
 
     admin = create_engine(make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    cut = 0
     with admin.connect() as conn:
-        cut = conn.execute(text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": make_url(database_url).database}
-        ).scalar()
+        # Cut a few times while the batch runs: one cut can land between two tasks' statements,
+        # when every connection is idle in its pool and is only found dead at its next use.
+        for _ in range(5):
+            cut += conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": make_url(database_url).database}
+            ).scalar()
+            time.sleep(0.3)
     admin.dispose()
     engine_for(database_url).dispose()  # this test process's own connections were cut too
     pipeline.wait("readings", 90)
