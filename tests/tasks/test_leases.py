@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from config.settings import get_settings
 from models import Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
 from models.db import session_scope, transaction
-from tasks.ingest import ingest
 from tasks.lifecycle import take_lease, take_leases
-from tests.tasks.test_ingest import write_wav
-
-
-def _checks(tmp_path, rows: int) -> list[int]:
-    write_wav(tmp_path / "a.wav")
-    lines = ["id,audio,services"] + [f"clip{i},a.wav,shumei" for i in range(rows)]
-    (tmp_path / "clips.csv").write_text("\n".join(lines) + "\n")
-    ingest(tmp_path / "clips.csv")
-    with session_scope() as session:
-        return list(session.scalars(select(Check.id).order_by(Check.id)))
-
-
-def _set(check_id: int, **values) -> None:
-    with transaction() as conn:
-        conn.execute(update(Check).where(Check.id == check_id).values(**values))
+from tests.tasks.test_lifecycle import _checks, _set
 
 
 def _row(check_id: int) -> tuple[str, int, bool, str]:
