@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from models import CallbackEvent, Check
+from models import CallbackEvent, Check, Job
 from models.db import session_scope
 from sandbox.moderation import text_for, verdict_for
 from tasks.ingest import FIRST_WRITE
+from tasks.moderation import MAX_ATTEMPTS
 from tests.moderation_env import (
     moderation_env,
     point_at_sandbox,
@@ -73,6 +74,25 @@ def assert_one_result_per_check() -> None:
         assert unfinished == 0
 
 
+def spent_every_attempt(report: list[dict]) -> dict[str, list[str]]:
+    """The failed jobs whose every failed check gave up on a transient fault at the policy's last
+    attempt, each with those checks' services. One call in five fails here, so a check meets six
+    faults in a row with odds of 0.2**6: about one batch in 150 has such a job, and failing it is
+    the retry policy at work."""
+    failed = {row["id"] for row in report if row["status"] == "failed"}
+    services: dict[str, list[str]] = {}
+    honest: dict[str, bool] = {}
+    with session_scope() as session:
+        for job, service, attempts, error in session.execute(
+                select(Job.external_id, Check.service, Check.attempts, Check.error)
+                .join(Check, Check.job_id == Job.id)
+                .where(Job.external_id.in_(failed), Check.status == "failed")):
+            gave_up = attempts == MAX_ATTEMPTS and error.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
+            honest[job] = honest.get(job, True) and gave_up
+            services.setdefault(job, []).append(service)
+    return {job: services[job] for job, every in honest.items() if every}
+
+
 def test_hundred_jobs_with_transient_faults(pipeline, tmp_path):
     manifest = write_moderation_manifest(media(tmp_path), 100, "gme,shumei,asr", streams=6)
     point_at_sandbox(pipeline)
@@ -88,7 +108,12 @@ def test_hundred_jobs_with_transient_faults(pipeline, tmp_path):
 
     report = pipeline.report("clips")
     stats = pipeline.sandbox("stats")
+    gave_up = spent_every_attempt(report)
+    print(f"\njobs failed after {MAX_ATTEMPTS} transient faults in a row: {sorted(gave_up)}")
+    assert len(gave_up) <= 1, gave_up
     for row in report:
+        if row["id"] in gave_up:
+            continue
         assert row["status"] == "done", row
         if row["id"].startswith("clip"):
             audio = media(tmp_path) / f"clip{row['id'][5:]}.wav"
@@ -100,7 +125,8 @@ def test_hundred_jobs_with_transient_faults(pipeline, tmp_path):
         else:
             assert row["moderation"]["tupu"]["verdict"] in ("PASS", "REVIEW", "REJECT")
     for vendor, count in (("gme", 100), ("shumei", 100), ("asr", 100), ("tupu", 6)):
-        accepted_once(stats, vendor, count)
+        never_accepted = sum(services.count(vendor) for services in gave_up.values())
+        accepted_once(stats, vendor, count - never_accepted)
     scan_calls = stats["requests"].get("gme.ScanVoice", 0)
     print(f"\nScanVoice calls: {scan_calls}; faults: {stats['faults']}")
     assert stats["faults"], "the faults were injected"
