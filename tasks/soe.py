@@ -370,7 +370,8 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
     ``Throttled`` when the next slot is too far away, so the task steps aside).
     ``recover``: when the request's answer was lost (no answer, or one that could not
     be read: the vendor may have processed it), what it would have answered, or None
-    to send it again.
+    to send it again. A failure retried here is counted by the circuit breaker (the last
+    one by the caller, :func:`_run`); once the circuit is open, no retry is sent.
     """
     tries, waited = 0, 0.0
     while True:
@@ -385,6 +386,10 @@ def with_chunk_retries(call: Callable[[], Any], chunk: Chunk | None, *, sleep=li
             if kind is Disposition.THROTTLED and waited < policy.SOE_THROTTLE_BUDGET_S:
                 pause = error.retry_after or policy.SOE_THROTTLED.delay(int(waited) + 1)
             elif kind is Disposition.RETRY and not policy.SOE_CHUNK.exhausted(tries + 1):
+                # Every failed call counts towards an outage, and one that opens the circuit
+                # stops the retries in place: the task steps aside (CircuitOpen, no attempt spent).
+                breaker.breaker().record("soe", error)
+                breaker.check("soe")
                 tries += 1
                 pause = policy.SOE_CHUNK.delay(tries)
             else:

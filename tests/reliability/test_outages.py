@@ -9,6 +9,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from config.settings import Settings
 from models import Check
 from models.db import session_scope
 from tests.e2e.test_soe_pipeline import check_scores, make_manifest
@@ -49,7 +50,12 @@ def test_vendor_down_for_thirty_seconds_then_back(pipeline, tmp_path):
           f"after recovery; most attempts spent by one check: {max_attempts()}")
     check_scores(pipeline.report("readings"), folder)
     assert max_attempts() < 8  # the breaker kept the outage from exhausting any check
-    assert calls < 14 * 4 * 3  # far fewer than every pending check retrying on its own
+    # The circuit opens after `threshold` failed calls (10), for 10 s: at most four openings in
+    # 30 s, each after its ten failures and the four threads' calls in flight. Without the
+    # breaker every pending check would retry on its own: 14 checks x 4 tries x 3 chunks.
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    openings = 30 // defaults["breaker_cooldown"] + 1
+    assert calls <= openings * (defaults["breaker_threshold"] + 4), calls
 
 
 @pytest.fixture

@@ -51,3 +51,28 @@ def test_errors_of_other_parties_do_not_open_the_circuit(breaker):
     for _ in range(5):
         breaker.record("soe", TransportError("audio", "could not fetch the file"))
     assert breaker.open_for("soe") == 0
+
+
+def test_an_soe_request_stops_retrying_in_place_once_its_failures_open_the_circuit(breaker, monkeypatch):
+    from tasks import breaker as breaker_module
+    from tasks.breaker import CircuitOpen
+    from tasks.soe import with_chunk_retries
+
+    monkeypatch.setattr(breaker_module, "_breaker", breaker)
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise VendorError("soe", "http_5xx", "HTTP 503", disposition=Disposition.RETRY)
+
+    with pytest.raises(CircuitOpen):
+        with_chunk_retries(down, None, sleep=lambda s: None)
+    assert len(calls) == 3  # the threshold: each failed call counted, none sent once it opened
+
+    breaker.client.delete("test:breaker:soe:open")
+    breaker._seen.clear()
+    calls.clear()
+    monkeypatch.setattr(breaker, "threshold", 10)
+    with pytest.raises(VendorError):  # below the threshold: the request's own four tries
+        with_chunk_retries(down, None, sleep=lambda s: None)
+    assert len(calls) == 4
