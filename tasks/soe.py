@@ -160,9 +160,9 @@ def evaluate(self, check_ids: list[int]) -> str:
     if again:
         countdown = policy.soe(settings).countdown(0, max(o.wait for o in again.values()))
         line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
-        log.info("soe: %s", line)  # the retry's exception: the last vendor error, as before
-        last_error = list(again.values())[-1].error
-        raise self.retry(args=[list(again)], countdown=countdown, exc=last_error, max_retries=None)
+        log.info("soe: %s", line)
+        # Flower shows the retry's exception: the outcome line (each vendor error is logged above).
+        raise self.retry(args=[list(again)], countdown=countdown, exc=outcome.SentAgain(line), max_retries=None)
     return outcome.summary(list(outcomes.values()))
 
 

@@ -8,7 +8,7 @@ that is not a JSON object is that row's rejection, as in a manifest.
 ``multipart/form-data`` carries a ``jobs`` part (JSON or JSON Lines), optionally a
 ``notify_url`` part, and files: a row whose ``audio`` is a file's name (as sent) is that file.
 Files are streamed to disk under the media folder, hashed as they come, never held in
-memory; each is capped by the smallest limit of the services its rows ask for (SOE 3 MB, ...:
+memory; each is capped by the smallest limit of the services its rows ask for (SOE 64 MB, ...:
 :func:`tasks.submit.upload_limit`), known while it streams when the ``jobs`` part comes first,
 and the whole body by ``VOXQUEUE_API_MAX_UPLOAD_BYTES``: 413 as soon as one is over. A part
 that sends nothing for ``Limits.idle_s`` gets 408. On any refusal the files of the request

@@ -29,10 +29,9 @@ from models.db import session_scope, transaction
 from sandbox.core import SandboxConfig
 from sandbox.server import SandboxThread
 from sandbox.soe import keyword_scores, score
-from tasks import poll, soe
+from tasks import outcome, poll, soe
 from tasks.ingest import ingest
 from tests.audio_files import reference_pcm, sha256, write_tone, write_wav
-from vendors.errors import VendorError
 from vendors.soe import SoeParams
 
 CHUNK = 4096
@@ -240,8 +239,8 @@ def test_after_the_result_window_a_new_session(env):
     old = _send_every_chunk(env, check_id, path, None)
     set_check(check_id, deadline_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
 
-    with pytest.raises(VendorError, match="result window"):  # called directly, the task's retry raises
-        soe.evaluate([check_id])
+    with pytest.raises(outcome.SentAgain, match=r"^retry in \d+ s \(result_expired\)$"):
+        soe.evaluate([check_id])  # called directly, the task's retry raises its exception: the outcome
     waiting = check(check_id)
     assert (waiting.error_reason, waiting.chunks_sent, waiting.attempts) == ("result_expired", 0, 1)
     assert waiting.session_id != old and waiting.deadline_at is None
