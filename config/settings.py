@@ -114,6 +114,8 @@ class Settings(BaseSettings):
 
     vendor_timeout: float = 10.0
     db_pool_size: int = 20  # PostgreSQL connections a process keeps (threads that work at once)
+    db_connect_timeout: float = 10.0  # seconds to open a PostgreSQL connection (a server that never answers)
+    db_statement_timeout: float = 60.0  # seconds a PostgreSQL statement may run (a lock held for ever); 0: none
     breaker_threshold: int = 10  # retryable failures in 30 s that open a vendor's circuit
     breaker_cooldown: float = 10.0  # seconds a vendor's work steps aside once its circuit opens
     max_deliveries: int = 5  # a message that kills its worker this often fails its check
@@ -186,7 +188,7 @@ class Settings(BaseSettings):
         return value - (value % 2)  # a chunk never splits a 16-bit sample
 
     @field_validator("soe_qps", "gme_qps", "gme_result_qps", "shumei_qps", "tupu_qps", "asr_qps",
-                     "vendor_timeout",
+                     "vendor_timeout", "db_connect_timeout",
                      "breaker_cooldown", "housekeeping_interval", "poll_interval", "notify_timeout",
                      "notify_backoff_max_seconds")
     @classmethod
@@ -203,7 +205,8 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number of seconds")
         return value
 
-    @field_validator("broker_wait_seconds", "tupu_close_grace_seconds", "notify_retry_seconds")
+    @field_validator("broker_wait_seconds", "tupu_close_grace_seconds", "notify_retry_seconds",
+                     "db_statement_timeout")
     @classmethod
     def _duration(cls, value: float) -> float:
         if not math.isfinite(value) or value < 0:

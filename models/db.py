@@ -8,6 +8,7 @@ timeout so several worker threads and processes can share the demo database.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -68,8 +69,23 @@ def _create(url: str) -> Engine:
     # and infrastructure errors retry the task (tasks.infra).
     from config.settings import get_settings
 
-    size = get_settings().db_pool_size
-    return create_engine(url, pool_size=size, max_overflow=2, pool_recycle=1800)
+    settings = get_settings()
+    return create_engine(url, pool_size=settings.db_pool_size, max_overflow=2, pool_recycle=1800,
+                         connect_args=_postgres_timeouts(settings))
+
+
+def _postgres_timeouts(settings) -> dict:
+    """libpq's bounds on a connection: opening it (``connect_timeout``, the whole start-up, so a
+    server that accepts and never answers fails in seconds), a peer gone silent (TCP keepalives
+    and ``tcp_user_timeout``: a host or network lost) and, on the server, each statement
+    (``statement_timeout``: a lock held for ever). A server process alive on its host that
+    stops answering in the middle of a statement is bounded by none of them."""
+    timeouts = {"connect_timeout": max(1, math.ceil(settings.db_connect_timeout)),
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                "tcp_user_timeout": 30_000}
+    if settings.db_statement_timeout > 0:
+        timeouts["options"] = f"-c statement_timeout={math.ceil(settings.db_statement_timeout * 1000)}"
+    return timeouts
 
 
 def _configured(url: str | None) -> str:

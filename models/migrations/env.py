@@ -11,6 +11,8 @@ config = context.config
 def run_migrations_online() -> None:
     engine = engine_for(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":  # a migration may rewrite a large table
+            connection.exec_driver_sql("SET statement_timeout = 0")
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
