@@ -19,7 +19,7 @@ from models.base import utcnow
 from models.db import session_scope
 from tasks import common, metrics, policy
 from tasks.app import app
-from tasks.infra import INFRA_ERRORS
+from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.status import refresh_job, strictest
 from vendors import asr, gme, safejson, shumei, tupu
 from vendors.errors import BadResponse, Disposition, VendorError
@@ -165,20 +165,26 @@ def find_check(session, event: CallbackEvent) -> Check | None:
     return session.scalar(query)
 
 
-@app.task(bind=True, name=CALLBACK_MERGE, acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap),
-          retry_jitter=True)
+@app.task(bind=True, name=CALLBACK_MERGE, acks_late=True, ignore_result=True, max_retries=None)
 def merge(self, event_id: int) -> None:
-    """Merge a stored callback into its check (idempotent)."""
+    """Merge a stored callback into its check (idempotent). The database or the broker away:
+    retried as every task is (``policy.INFRA``)."""
+    try:
+        _merge_event(self, event_id)
+    except INFRA_ERRORS as error:
+        raise retry_after_infra_error(self, [], error) from error
+
+
+def _merge_event(task, event_id: int) -> None:
     with session_scope() as session:
         event = session.get(CallbackEvent, event_id)
         if event is None or event.state != "received":
             return
         check = find_check(session, event)
         if check is None:
-            retries = self.request.retries  # it may come before its submission is recorded
+            retries = task.request.retries  # it may come before its submission is recorded
             if not policy.CALLBACK_BEFORE_SUBMISSION.exhausted(retries):
-                raise self.retry(countdown=policy.CALLBACK_BEFORE_SUBMISSION.countdown(retries + 1))
+                raise task.retry(countdown=policy.CALLBACK_BEFORE_SUBMISSION.countdown(retries + 1))
             event.state, event.note = "unknown", "no check has this vendor task id"
             metrics.count("callback_events", vendor=event.vendor, state="unknown")
             return

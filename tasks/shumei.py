@@ -25,7 +25,7 @@ from models.base import utcnow
 from models.db import session_scope
 from tasks import clients, common, keys, metrics, moderation, policy
 from tasks.app import app
-from tasks.infra import INFRA_ERRORS
+from tasks.infra import INFRA_ERRORS, retry_after_infra_error
 from tasks.lifecycle import Lease
 from tasks.media import callback_url, local_path, media_url
 from tasks.ratelimit import Throttled
@@ -83,15 +83,21 @@ def endpoint_of(result: Any) -> str | None:
     return endpoint if isinstance(endpoint, str) and endpoint else None
 
 
-@app.task(bind=True, name=SHUMEI_QUERY, acks_late=True, ignore_result=True, max_retries=None,
-          autoretry_for=INFRA_ERRORS, retry_backoff=True, retry_backoff_max=int(policy.INFRA.cap),
-          retry_jitter=True)
+@app.task(bind=True, name=SHUMEI_QUERY, acks_late=True, ignore_result=True, max_retries=None)
 def query(self, check_id: int) -> None:
     """Ask Shumei for one check's result now (an unauthenticated callback named it).
 
     At most once per :data:`QUERY_GAP_S` per check, whichever worker or receiver asks:
-    a flood of such callbacks costs the vendor one query.
+    a flood of such callbacks costs the vendor one query. The database or the broker
+    away: retried as every task is (``policy.INFRA``).
     """
+    try:
+        _query(self, check_id)
+    except INFRA_ERRORS as error:
+        raise retry_after_infra_error(self, [], error) from error
+
+
+def _query(task, check_id: int) -> None:
     running = _running(check_id)
     if running is None or not _first_query(check_id):
         return
@@ -100,7 +106,7 @@ def query(self, check_id: int) -> None:
         client = clients.shumei(get_settings(), endpoint, clients.slot("shumei", max_wait=5.0))
         result: ShumeiResult | VendorError | None = client.query(bt_id)
     except Throttled as throttled:
-        raise self.retry(countdown=policy.MODERATION.countdown(0, throttled.wait)) from throttled
+        raise task.retry(countdown=policy.MODERATION.countdown(0, throttled.wait)) from throttled
     except VendorError as error:
         metrics.vendor_error("shumei", error)
         result = error if error.disposition is Disposition.PERMANENT else None
