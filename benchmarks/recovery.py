@@ -134,7 +134,7 @@ def one_round(scenario: str, jobs: int, pg_url: str) -> dict[str, float]:
         stack.enter_context(running(voxqueue_command("beat"), env, logs / "beat.log"))
 
         def worker() -> subprocess.Popen:
-            return stack.enter_context(running(voxqueue_command("worker", "-c", "8"), env,
+            return stack.enter_context(running(voxqueue_command("worker"), env,  # as the README starts it
                                                fresh_log(logs, "worker")))
 
         workers = [worker() for _ in range(1 if scenario in ("kill", "broker") else 2)]
