@@ -134,8 +134,9 @@ def one_round(scenario: str, jobs: int, pg_url: str) -> dict[str, float]:
         stack.enter_context(running(voxqueue_command("beat"), env, logs / "beat.log"))
 
         def worker() -> subprocess.Popen:
-            return stack.enter_context(running(voxqueue_command("worker"), env,  # as the README starts it
-                                               fresh_log(logs, "worker")))
+            # as the README starts it: a process per core, 16 threads each
+            command = voxqueue_command("worker")
+            return stack.enter_context(running(command, env, fresh_log(logs, "worker")))
 
         workers = [worker() for _ in range(1 if scenario in ("kill", "broker") else 2)]
         cli(env, "ingest", str(source))

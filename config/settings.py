@@ -114,8 +114,10 @@ class Settings(BaseSettings):
 
     vendor_timeout: float = 10.0
     db_pool_size: int = 20  # PostgreSQL connections a process keeps (threads that work at once)
-    db_connect_timeout: float = 10.0  # seconds to open a PostgreSQL connection (a server that never answers)
-    db_statement_timeout: float = 60.0  # seconds a PostgreSQL statement may run (a lock held for ever); 0: none
+    # Seconds to open a PostgreSQL connection (a server that never answers), and that one
+    # statement may run (a lock held for ever; 0: no limit).
+    db_connect_timeout: float = 10.0
+    db_statement_timeout: float = 60.0
     breaker_threshold: int = 10  # retryable failures in 30 s that open a vendor's circuit
     breaker_cooldown: float = 10.0  # seconds a vendor's work steps aside once its circuit opens
     max_deliveries: int = 5  # a message that kills its worker this often fails its check

@@ -81,10 +81,11 @@ def _postgres_timeouts(settings) -> dict:
     (``statement_timeout``: a lock held for ever). A server process alive on its host that
     stops answering in the middle of a statement is bounded by none of them."""
     timeouts = {"connect_timeout": max(1, math.ceil(settings.db_connect_timeout)),
-                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-                "tcp_user_timeout": 30_000}
+                "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                "keepalives_count": 3, "tcp_user_timeout": 30_000}
     if settings.db_statement_timeout > 0:
-        timeouts["options"] = f"-c statement_timeout={math.ceil(settings.db_statement_timeout * 1000)}"
+        milliseconds = math.ceil(settings.db_statement_timeout * 1000)
+        timeouts["options"] = f"-c statement_timeout={milliseconds}"
     return timeouts
 
 

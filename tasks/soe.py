@@ -162,7 +162,8 @@ def evaluate(self, check_ids: list[int]) -> str:
         line = outcome.summary(list(outcome.sent_again(outcomes, countdown).values()))
         log.info("soe: %s", line)
         # Flower shows the retry's exception: the outcome line (each vendor error is logged above).
-        raise self.retry(args=[list(again)], countdown=countdown, exc=outcome.SentAgain(line), max_retries=None)
+        raise self.retry(args=[list(again)], countdown=countdown, exc=outcome.SentAgain(line),
+                         max_retries=None)
     return outcome.summary(list(outcomes.values()))
 
 

@@ -9,9 +9,11 @@ every process stops within 10 s of SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
+from urllib.request import urlopen
 
 import pytest
 from sqlalchemy import func, select
@@ -21,8 +23,8 @@ from models.db import session_scope
 from tests.e2e.test_moderation import accepted_once, expected
 from tests.e2e.test_soe_pipeline import check_scores
 from tests.moderation_env import moderation_env, point_at_sandbox
-from tests.pipeline import write_recovery_manifest
-from workers.processes import running, voxqueue_command
+from tests.pipeline import wait_until, write_recovery_manifest
+from workers.processes import free_port, running, voxqueue_command, wait_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.parametrize("database_url", ["postgresql"],
                                                                         indirect=True)]
@@ -96,8 +98,18 @@ def test_a_broker_that_never_answers_is_one_line_and_stops_nobody_from_stopping(
     point_at_sandbox(pipeline)
     logs = pipeline.logs
     worker_cmd = voxqueue_command("worker", "--processes", "1", "-c", "4")
+    ports = {name: free_port() for name in ("api", "exporter")}
+    servers = {name: voxqueue_command(name, "--port", str(port)) for name, port in ports.items()}
     with running(worker_cmd, pipeline.env, logs / "worker.log") as worker, \
-            running(voxqueue_command("beat"), pipeline.env, logs / "beat.log") as beat:
+            running(voxqueue_command("beat"), pipeline.env, logs / "beat.log") as beat, \
+            contextlib.ExitStack() as stack:
+        others = {name: stack.enter_context(running(cmd, pipeline.env, logs / f"{name}.log"))
+                  for name, cmd in servers.items()}
+        # Each serves while its broker never answers; a scrape waits once for the broker (5 s).
+        wait_http(f"http://127.0.0.1:{ports['api']}/v1/openapi.json", others["api"], timeout=30)
+        wait_until(lambda: "exporter listening" in (logs / "exporter.log").read_text(errors="replace"), 30)
+        with urlopen(f"http://127.0.0.1:{ports['exporter']}/metrics", timeout=10) as answer:
+            assert 'voxqueue_exporter_source_up{source="broker"} 0.0' in answer.read().decode()
         started = time.monotonic()
         proc = pipeline.cli("ingest", str(manifest), check=False, timeout=60)
         took = time.monotonic() - started
@@ -108,15 +120,16 @@ def test_a_broker_that_never_answers_is_one_line_and_stops_nobody_from_stopping(
         assert recorded() == (10, 30)  # recorded whole: the workers' housekeeping sends it later
 
         stopped = {}
-        for name, process in (("worker", worker), ("beat", beat)):
+        processes = {"worker": worker, "beat": beat, **others}
+        for name, process in processes.items():
             assert process.poll() is None, f"{name} exited on its own"
             process.send_signal(signal.SIGTERM)
-        for name, process in (("worker", worker), ("beat", beat)):
+        for name, process in processes.items():
             begun = time.monotonic()
             process.wait(15)
             stopped[name] = time.monotonic() - begun
     print(f"\nhung broker: ingest gave up after {took:.1f}s; SIGTERM stopped "
           + ", ".join(f"{name} in {seconds:.1f}s" for name, seconds in stopped.items()))
     assert all(seconds < 10 for seconds in stopped.values()), stopped
-    for name in ("worker", "beat"):
+    for name in processes:
         assert "Traceback" not in (logs / f"{name}.log").read_text(errors="replace"), name

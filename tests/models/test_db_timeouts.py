@@ -27,12 +27,14 @@ def own(url: str, name: str) -> str:
 
 
 @pytest.mark.parametrize("command", [["status"], ["ingest", "rows.csv"]])
-def test_a_database_that_never_answers_is_one_error_line_within_seconds(silent_server, command, tmp_path):  # noqa: F811
+def test_a_database_that_never_answers_is_one_error_line_within_seconds(
+        silent_server, command, tmp_path):  # noqa: F811
     (tmp_path / "rows.csv").write_text("id,audio\nr1,https://example.invalid/a.wav\n")
-    env = {**os.environ, "VOXQUEUE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/test"}
+    silent = f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/test"
+    env = {**os.environ, "VOXQUEUE_DATABASE_URL": silent}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "workers.cli", *command], env=env, capture_output=True,
-                          text=True, timeout=60, check=False, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "workers.cli", *command], env=env,
+                          capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
     took = time.monotonic() - started
     print(f"\nvoxqueue {command[0]} against a database that never answers: exit {proc.returncode} "
           f"after {took:.1f}s")
@@ -53,7 +55,8 @@ def test_a_statement_waiting_on_a_lock_for_ever_is_cancelled(database_url, monke
             assert conn.execute(text("SHOW statement_timeout")).scalar() == "1s"
         with transaction() as holder:  # the default engine holds a lock and never lets go
             holder.execute(text("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE"))
-            with engine.connect() as waiting, pytest.raises(OperationalError, match="statement timeout"):
+            cancelled = pytest.raises(OperationalError, match="statement timeout")
+            with engine.connect() as waiting, cancelled:
                 waiting.execute(text("SELECT count(*) FROM jobs"))
     finally:
         engine.dispose()

@@ -28,7 +28,10 @@ from models.db import transaction
 from tasks import common, housekeeping, lifecycle, liveness, metrics, ratelimit
 from tasks.breaker import Breaker
 from tasks.ratelimit import RateLimiter
-from tests.pipeline import wait_until
+from tests.pipeline import (
+    silent_server,  # noqa: F401  (a fixture)
+    wait_until,
+)
 from tests.tasks.test_housekeeping import DEAD, beating, broker, checks, held_by, set_checks, stale  # noqa: F401
 from tests.workers.webhook_helpers import Client, gme_body, make_check, serve
 from vendors.errors import Disposition, VendorError
@@ -239,6 +242,22 @@ def test_a_source_that_cannot_be_read_is_down_and_the_others_still_answer(redis_
     assert value(found, "voxqueue_exporter_source_up", source="broker") == 1
     assert value(found, "voxqueue_breaker_openings_total", vendor="gme") == 1
     assert "voxqueue_checks" not in found
+
+
+def test_a_broker_that_never_answers_costs_a_scrape_one_timeout(database_url, silent_server, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("VOXQUEUE_BROKER_URL", f"redis://127.0.0.1:{silent_server}/0")
+    reset_settings()
+
+    started = time.monotonic()
+    found = scrape()
+    took = time.monotonic() - started
+
+    print(f"\nscrape with a broker that never answers: {took:.1f}s")
+    assert value(found, "voxqueue_exporter_source_up", source="database") == 1
+    assert value(found, "voxqueue_exporter_source_up", source="broker") == 0
+    assert value(found, "voxqueue_exporter_source_up", source="limits") == 0
+    assert value(found, "voxqueue_exporter_source_seconds", source="limits") < 1  # not waited for again
+    assert took < 10  # Prometheus's default scrape timeout: the database's families still arrive
 
 
 def test_counting_never_fails_the_caller_when_redis_is_down(redis_url, monkeypatch):
