@@ -107,6 +107,9 @@ def test_query(params, app_id):
     client = soe_client(recorder, app_id)
     for p, work_mode in itertools.product(params, (0, 1)):
         client.query("sess-1", p, work_mode=work_mode)
+    for p, words in itertools.product(params, (["red"], ["red", "红色"])):  # a keyword session's
+        client.query("kw-1", p, keywords=words)
+    assert {a for _, a, _ in recorder.sent} == {"TransmitOralProcessWithInit", "KeywordEvaluate"}
     assert_sdk_accepts(recorder.sent)
 
 
@@ -128,8 +131,9 @@ def test_init_oral_process_then_transmit_oral_process(params, app_id):
 def test_keyword_evaluate(params, app_id):
     recorder = Recorder("soe")
     client = soe_client(recorder, app_id)
-    for p, (seq, end, data), words in itertools.product(params, CHUNKS, (["red"], ["red", "红色"])):
-        client.keyword_evaluate("kw-1", seq, end, data, words, p)
+    for p, (seq, end, data), words, query in itertools.product(
+            params, CHUNKS, (["red"], ["red", "红色"]), (False, True)):
+        client.keyword_evaluate("kw-1", seq, end, data, words, p, is_query=query)
     assert {a for _, a, _ in recorder.sent} == {"KeywordEvaluate"}
     assert_sdk_accepts(recorder.sent)
 
