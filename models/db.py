@@ -71,22 +71,26 @@ def _create(url: str) -> Engine:
 
     settings = get_settings()
     return create_engine(url, pool_size=settings.db_pool_size, max_overflow=2, pool_recycle=1800,
-                         connect_args=_postgres_timeouts(settings))
+                         connect_args=_postgres_timeouts(settings, dict(parsed.query)))
 
 
-def _postgres_timeouts(settings) -> dict:
+def _postgres_timeouts(settings, given: dict) -> dict:
     """libpq's bounds on a connection: opening it (``connect_timeout``, the whole start-up, so a
     server that accepts and never answers fails in seconds), a peer gone silent (TCP keepalives
     and ``tcp_user_timeout``: a host or network lost) and, on the server, each statement
     (``statement_timeout``: a lock held for ever). A server process alive on its host that
-    stops answering in the middle of a statement is bounded by none of them."""
+    stops answering in the middle of a statement is bounded by none of them. What the URL's
+    query gives (``?connect_timeout=3``, ``?options=-csearch_path%3Dx``) is kept: a parameter
+    the URL sets wins, and ``options`` gets the statement timeout before the URL's own."""
     timeouts = {"connect_timeout": max(1, math.ceil(settings.db_connect_timeout)),
                 "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                 "keepalives_count": 3, "tcp_user_timeout": 30_000}
     if settings.db_statement_timeout > 0:
         milliseconds = math.ceil(settings.db_statement_timeout * 1000)
-        timeouts["options"] = f"-c statement_timeout={milliseconds}"
-    return timeouts
+        own = given.get("options")
+        timeouts["options"] = f"-c statement_timeout={milliseconds}" + (f" {own}" if own else "")
+    return {name: value for name, value in timeouts.items()
+            if name == "options" or name not in given}
 
 
 def _configured(url: str | None) -> str:

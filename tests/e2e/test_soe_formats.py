@@ -135,7 +135,9 @@ def test_keyword_sessions_and_async_mode_are_scored(pipeline, tmp_path):
         {"id": "async-m4a", "audio": "later.m4a", "ref_text": "see you later", "soe_mode": "async"},
         {"id": "async-wav", "audio": "later.wav", "ref_text": "see you", "soe_mode": "async"},
     ])
-    pipeline.sandbox("config", {"result_delay_s": 3})
+    # Long enough that the first poll (due 1 s after the last chunk) finds it still evaluating,
+    # even on a loaded machine (3 s was not, once in CI).
+    pipeline.sandbox("config", {"result_delay_s": 8})
     pipeline.start_worker("-c", "2")
     pipeline.start_beat()
 

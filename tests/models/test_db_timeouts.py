@@ -62,12 +62,16 @@ def test_a_statement_waiting_on_a_lock_for_ever_is_cancelled(database_url, monke
         engine.dispose()
 
 
-def test_the_default_statement_timeout_is_a_minute(pg_database, monkeypatch):
+def test_the_default_statement_timeout_is_a_minute_and_the_urls_options_are_kept(pg_database, monkeypatch):
     monkeypatch.setenv("VOXQUEUE_DATABASE_URL", pg_database)
     reset_settings()
-    engine = engine_for(own(pg_database, "default"))
-    try:
-        with engine.connect() as conn:
-            assert conn.execute(text("SHOW statement_timeout")).scalar() == "1min"
-    finally:
-        engine.dispose()
+    for url, search_path in ((own(pg_database, "default"), '"$user", public'),
+                             (own(pg_database, "options") + "&options=-csearch_path%3Dvq_elsewhere",
+                              "vq_elsewhere")):
+        engine = engine_for(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "1min"
+                assert conn.execute(text("SHOW search_path")).scalar() == search_path
+        finally:
+            engine.dispose()
