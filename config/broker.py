@@ -31,14 +31,16 @@ def broker_url(settings: Settings) -> str:
 # Every command to the broker gives up after this long: a broker that accepts connections and
 # never answers (a hung server, a half-open connection) must not hang a process.
 TIMEOUT_S = 5.0
-CLIENT_OPTIONS = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S, "health_check_interval": 10}
+CLIENT_OPTIONS = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S,
+                  "health_check_interval": 10}
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, timeout: float = TIMEOUT_S) -> redis.Redis:
     """A redis-py client for a broker URL (``redis://`` or ``redis+socket://``), with timeouts and
     no retries of its own (redis-py's default of three made one command to a broker that never
     answers take 20 s): every caller here has its own next attempt."""
-    options = {**CLIENT_OPTIONS, "retry": Retry(NoBackoff(), 0)}
+    options = {**CLIENT_OPTIONS, "socket_timeout": timeout, "socket_connect_timeout": timeout,
+               "retry": Retry(NoBackoff(), 0)}
     if url.startswith("redis+socket://"):
         return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
     return redis.Redis.from_url(url, **options)

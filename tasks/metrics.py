@@ -25,10 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from config.broker import broker_url
+from config.broker import broker_url, redis_client
 from config.settings import Settings, get_settings
 from vendors.errors import Disposition, VendorError
 
@@ -125,18 +123,7 @@ class _Sink:
         if self.owner is not None and self.owner[0] is settings and self.owner[1] == os.getpid():
             return self.client
         with self.lock:
-            url = broker_url(settings)
-            options = {
-                "socket_timeout": TIMEOUT_S,
-                "socket_connect_timeout": TIMEOUT_S,
-                "retry": Retry(NoBackoff(), 0),
-            }
-            if url.startswith("redis+socket://"):
-                self.client = redis.Redis(
-                    unix_socket_path=url.removeprefix("redis+socket://"), **options
-                )
-            else:
-                self.client = redis.Redis.from_url(url, **options)
+            self.client = redis_client(broker_url(settings), timeout=TIMEOUT_S)
             self.owner = (settings, os.getpid())
             return self.client
 
@@ -196,9 +183,15 @@ def vendor_error(vendor: str, error: VendorError) -> None:
 
 
 def read(client: redis.Redis) -> dict[str, list[tuple[dict[str, str], int]]]:
-    """Every counter, by family (one HGETALL); fields of unknown families are left out."""
+    """Every counter, by family (one HGETALL): :func:`decode`."""
+    return decode(client.hgetall(KEY))
+
+
+def decode(raw_hash: dict) -> dict[str, list[tuple[dict[str, str], int]]]:
+    """The counters' hash by family, each field's labels those the family declares ("" for one
+    it lacks); fields of unknown families are left out."""
     found: dict[str, list[tuple[dict[str, str], int]]] = {}
-    for raw, value in client.hgetall(KEY).items():
+    for raw, value in raw_hash.items():
         parsed = parse(raw)
         if parsed is None or parsed[0] not in FAMILIES:
             continue

@@ -56,12 +56,22 @@ Metric = GaugeMetricFamily | CounterMetricFamily
 
 @dataclass
 class Scrape:
-    """What a source reads from: the settings, the broker, the time of the scrape."""
+    """What a source reads from: the settings, the broker, the time of the scrape.
+
+    Once the broker has failed in a scrape, ``broker`` raises that error for every later source
+    that asks for it: a broker that never answers costs one command's timeout (5 s) per scrape,
+    within Prometheus's 10 s scrape timeout, and the database's families are still answered."""
 
     settings: Settings
-    broker: redis.Redis
+    client: redis.Redis
     now: dt.datetime = field(default_factory=utcnow)
-    broker_error: redis.RedisError | None = None  # the broker failed once in this scrape
+    broker_error: redis.RedisError | None = None
+
+    @property
+    def broker(self) -> redis.Redis:
+        if self.broker_error is not None:
+            raise self.broker_error
+        return self.client
 
 
 Source = Callable[[Scrape], Iterable[Metric]]
@@ -155,13 +165,10 @@ def counter_families(raw: dict[Any, Any]) -> Iterator[CounterMetricFamily]:
     for name, labels in SEEDS.items():
         for combo in _combinations(labels):
             values[name][tuple(combo[label] for label in metrics.FAMILIES[name].labels)] = 0
-    for raw_field, value in raw.items():
-        parsed = metrics.parse(raw_field)
-        if parsed is None or parsed[0] not in metrics.FAMILIES:
-            continue
-        name, labels = parsed
-        key = tuple(labels.get(label, "") for label in metrics.FAMILIES[name].labels)
-        values[name][key] = values[name].get(key, 0) + int(value)
+    for name, found in metrics.decode(raw).items():
+        for labels, value in found:
+            key = tuple(labels[label] for label in metrics.FAMILIES[name].labels)
+            values[name][key] = values[name].get(key, 0) + value
     for name, family in metrics.FAMILIES.items():
         counter = CounterMetricFamily(PREFIX + name, family.help, labels=list(family.labels))
         for key, value in sorted(values[name].items()):
@@ -200,10 +207,6 @@ def limits(scrape: Scrape) -> Iterator[Metric]:
 
 
 SOURCES: dict[str, Source] = {"database": checks, "broker": broker, "limits": limits}
-# Sources that read the broker: once it failed in a scrape (a broker that never answers costs
-# a command's 5 s timeout), the others are reported down at once, so a scrape stays within
-# Prometheus's 10 s scrape timeout and still answers the database's families.
-BROKER_SOURCES = frozenset({"broker", "limits"})
 
 
 class PipelineCollector(Collector):
@@ -231,8 +234,6 @@ class PipelineCollector(Collector):
         for name, source in self.sources.items():
             started = time.monotonic()
             try:
-                if scrape.broker_error is not None and name in BROKER_SOURCES:
-                    raise scrape.broker_error
                 families = list(source(scrape))
             except Exception as exc:  # noqa: BLE001  (one source down: the others are still answered)
                 if isinstance(exc, redis.RedisError):

@@ -137,7 +137,7 @@ class Supervisor:
 
     def _on_signal(self, signum, _frame) -> None:
         self.signals += 1
-        if self.stop_asked is None and self.signals == 1:
+        if self.signals == 1:
             self.stop_asked = time.monotonic()
         self._send(signal.SIGTERM if self.signals == 1 else signal.SIGQUIT)
 
