@@ -31,7 +31,9 @@ def checks_in_flight() -> int:
 def test_worker_killed_mid_chunking_resumes_every_session(pipeline, tmp_path):
     folder = tmp_path / "readings"
     manifest = make_manifest(folder, 20)
-    pipeline.sandbox("config", {"latency_ms": 60})
+    # Slow enough calls that a file sits between its chunks for a while: at 60 ms the 20 files
+    # were all done once before a loaded CI machine's poll saw one mid-chunking.
+    pipeline.sandbox("config", {"latency_ms": 150})
     pipeline.start_beat()
     worker = pipeline.start_worker("-c", "4")
     pipeline.cli("ingest", str(manifest))
