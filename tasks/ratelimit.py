@@ -29,10 +29,14 @@ granted and those the limit held back (that waited for their slot or for room in
 the log, or were told to stay away): :func:`limit_states` reads the last
 :data:`WINDOW_S` seconds of them, so ``voxqueue status``, ``voxqueue wait`` and the
 worker's log can say when a limit, not the vendor or the workers, sets the pace.
+They also add the request to the pipeline's counters (:mod:`tasks.metrics`:
+``vendor_requests``, or ``vendor_throttles`` when it is sent away), so a vendor call
+costs one round trip to Redis before it leaves, not two.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,6 +52,10 @@ local function count(base, field)
   local key = base .. ':' .. t[1]
   redis.call('HINCRBY', key, field, 1)
   redis.call('EXPIRE', key, 120)
+end
+-- One more of a pipeline counter (tasks.metrics: its hash and a field), none when field is ''.
+local function tally(key, field)
+  if field ~= '' then redis.call('HINCRBY', key, field, 1) end
 end
 """
 
@@ -86,24 +94,31 @@ if wait ~= 0 then count(KEYS[2], 'h') end
 return wait
 """
 
-# KEYS[1] the vendor's send log, KEYS[2] stats; ARGV[1] limit per second, ARGV[2] a unique member.
+# KEYS[1] the vendor's send log, KEYS[2] stats, KEYS[3] the metrics hash; ARGV[1] limit per
+# second, ARGV[2] a unique member, ARGV[3] the metrics field of a granted request ('' for none).
 WINDOW = _NOW + _ADMIT + """
 local admitted = admit(KEYS[1], tonumber(ARGV[1]), ARGV[2])
-if admitted > 0 then count(KEYS[2], 'g') end
+if admitted > 0 then
+  count(KEYS[2], 'g')
+  tally(KEYS[3], ARGV[3])
+end
 return admitted
 """
 
 # Both in one round trip when the slot is free now (the common case below the limit):
-# KEYS slot key, send log, stats; ARGV interval, max wait, limit, member. Returns {reserve, admit},
+# KEYS slot key, send log, stats, metrics hash; ARGV interval, max wait, limit, member, and the
+# metrics fields of a granted and of a refused request ('' for none). Returns {reserve, admit},
 # admit 0 when the slot lies ahead (the caller sleeps, then admits).
 TAKE = _NOW + _RESERVE + _ADMIT + """
 local wait = reserve(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 if wait ~= 0 then
   count(KEYS[3], 'h')
+  if wait < 0 then tally(KEYS[4], ARGV[6]) end
   return {wait, 0}
 end
 local admitted = admit(KEYS[2], tonumber(ARGV[3]), ARGV[4])
 count(KEYS[3], admitted > 0 and 'g' or 'h')
+if admitted > 0 then tally(KEYS[4], ARGV[5]) end
 return {0, admitted}
 """
 
@@ -113,6 +128,17 @@ class Slot:
     granted: bool
     wait: float  # seconds: until the reserved slot, or how long to stay away
     sent_at: float | None = None  # Redis time of the admitted send (acquire only)
+    counted: bool = False  # the script added it to the pipeline's counters (acquire's ``tally``)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where :meth:`RateLimiter.acquire` counts the request in the same round trip: the metrics
+    hash and the fields of a granted request and of one sent away (``tasks.metrics``)."""
+
+    key: str
+    granted: str
+    refused: str
 
 
 HEADROOM = 0.93  # the share of a high limit that is used
@@ -145,33 +171,39 @@ class RateLimiter:
                                   args=[self._interval_us(qps), int(max_wait * 1_000_000)]))
         return Slot(result >= 0, abs(result) / 1_000_000)
 
-    def admit(self, vendor: str, qps: float, sleep=time.sleep) -> float:
+    def admit(self, vendor: str, qps: float, sleep=time.sleep, tally: Tally | None = None) -> float:
         """Wait until a send fits in the last second's log of sends; log it, return its Redis time."""
         member = uuid.uuid4().hex
-        while (answer := int(self._window(keys=[self.prefix + vendor + ":log", self._stats(vendor)],
-                                          args=[self._window_limit(qps), member]))) < 0:
+        keys = [self.prefix + vendor + ":log", self._stats(vendor), tally.key if tally else self._stats(vendor)]
+        while (answer := int(self._window(keys=keys, args=[self._window_limit(qps), member,
+                                                           tally.granted if tally else ""]))) < 0:
             sleep(-answer / 1_000_000)
         return answer / 1_000_000
 
-    def acquire(self, vendor: str, qps: float, max_wait: float, sleep=time.sleep) -> Slot:
+    def acquire(self, vendor: str, qps: float, max_wait: float, sleep=time.sleep,
+                tally: Tally | None = None) -> Slot:
         """Reserve and sleep until the slot, then be admitted; a refused slot returns at once.
 
         One round trip when the slot is free and the window has room; otherwise the
-        caller sleeps until its slot and is admitted through :meth:`admit`.
+        caller sleeps until its slot and is admitted through :meth:`admit`. With ``tally`` the
+        request is also counted in the pipeline's counters by the same scripts (no round trip
+        of its own); the slot says so (``counted``). No limit (``qps`` <= 0) counts nothing.
         """
         if qps <= 0:
             return Slot(True, 0.0)
         key = self.prefix + vendor
         wait_us, admitted_us = (int(v) for v in self._take(
-            keys=[key, key + ":log", self._stats(vendor)],
-            args=[self._interval_us(qps), int(max_wait * 1_000_000), self._window_limit(qps), uuid.uuid4().hex]))
+            keys=[key, key + ":log", self._stats(vendor), tally.key if tally else self._stats(vendor)],
+            args=[self._interval_us(qps), int(max_wait * 1_000_000), self._window_limit(qps), uuid.uuid4().hex,
+                  tally.granted if tally else "", tally.refused if tally else ""]))
+        counted = tally is not None
         if wait_us < 0:
-            return Slot(False, -wait_us / 1_000_000)
+            return Slot(False, -wait_us / 1_000_000, counted=counted)
         if admitted_us > 0:
-            return Slot(True, 0.0, admitted_us / 1_000_000)
+            return Slot(True, 0.0, admitted_us / 1_000_000, counted=counted)
         if wait_us > 0:
             sleep(wait_us / 1_000_000)
-        return Slot(True, wait_us / 1_000_000, self.admit(vendor, qps, sleep))
+        return Slot(True, wait_us / 1_000_000, self.admit(vendor, qps, sleep, tally), counted=counted)
 
     def _stats(self, vendor: str) -> str:
         return self.prefix + vendor + ":stats"
@@ -211,6 +243,13 @@ class Throttled(Exception):
 _limiter: RateLimiter | None = None
 
 
+@functools.lru_cache(maxsize=None)
+def _tally(vendor: str) -> Tally:
+    """The counters :func:`tasks.metrics.slot` would add, for the limiter's scripts to add."""
+    return Tally(metrics.KEY, metrics.field("vendor_requests", {"vendor": vendor}),
+                 metrics.field("vendor_throttles", {"vendor": vendor, "source": "shared_limit"}))
+
+
 def limiter() -> RateLimiter:
     """The process's limiter on the broker's Redis."""
     global _limiter
@@ -226,8 +265,9 @@ def take(vendor: str, max_wait: float = 1.0) -> None:
     """Wait for the vendor's next slot, or raise :class:`Throttled` if it is too far away."""
     from config.settings import get_settings
 
-    slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait)
-    metrics.slot(vendor, slot.granted)  # a request leaves now (its before_send hook), or steps aside
+    slot = limiter().acquire(vendor, get_settings().qps(vendor), max_wait, tally=_tally(vendor))
+    if not slot.counted:  # no limit: counted on its own (a round trip the script spares otherwise)
+        metrics.slot(vendor, slot.granted)  # a request leaves now (its before_send hook), or steps aside
     if not slot.granted:
         raise Throttled(vendor, slot.wait)
 

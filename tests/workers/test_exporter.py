@@ -147,6 +147,19 @@ def test_the_shared_limit_counts_requests_and_the_ones_it_sends_away(redis_url, 
     assert value(found, "voxqueue_vendor_throttles_total", vendor="asr", source="shared_limit") == 1
 
 
+def test_a_request_that_waits_for_its_slot_is_counted_once(redis_url, monkeypatch):
+    monkeypatch.setenv("VOXQUEUE_TUPU_QPS", "4")  # paced at 2/s: a slot every half second
+    reset_settings()
+    monkeypatch.setattr(ratelimit, "_limiter", None)
+    for _ in range(3):  # the first at once, the others each wait for their slot, then are admitted
+        ratelimit.take("tupu", max_wait=2)
+
+    found = scrape(sources={"broker": exporter.broker})
+
+    assert value(found, "voxqueue_vendor_requests_total", vendor="tupu") == 3
+    assert value(found, "voxqueue_vendor_throttles_total", vendor="tupu", source="shared_limit") == 0
+
+
 def test_poison_checks_and_breaker_openings_are_counted(
     database_url, redis_url, tmp_path, monkeypatch
 ):
