@@ -39,6 +39,11 @@ BATCHED = {"gme": 100, "shumei": 10, "asr": 10}
 # anyway: there four files to a task (one after another) spend a quarter of the broker's work
 # per file. Small batches keep a task per file, so their files run in parallel.
 GROUPED_WHEN_MANY = {"soe": (4, 64)}  # service -> (checks per message, from this many at once)
+# ... except the last of a batch: a message of four files keeps its thread busy four times as long
+# as one, so a batch that ended in groups ran its last second or so on a few threads while the
+# others idled. The last TAIL_ALONE files go one to a message (FIFO: they are taken last), and the
+# batch's end is spread over every thread.
+TAIL_ALONE = 128
 PIPELINE = 500  # messages sent to Redis in one round trip (kombu's producer batch)
 
 
@@ -54,6 +59,18 @@ def group_size(service: str, count: int) -> int:
     return size if count >= from_count else 1
 
 
+def messages(service: str, ids: list[int], *, alone: bool = False, more_follow: bool = False) -> list[list[int]]:
+    """The checks of one message each, in the order sent. Grouped services (SOE) send the last
+    :data:`TAIL_ALONE` alone unless ``more_follow`` (the producer sends more of the batch next)."""
+    size = 1 if alone else group_size(service, len(ids))
+    if size == 1:
+        return [[i] for i in ids]
+    split = len(ids)
+    if service in GROUPED_WHEN_MANY and not more_follow:  # whole groups, then the tail alone
+        split = max(0, (len(ids) - TAIL_ALONE) // size * size)
+    return [ids[at:at + size] for at in range(0, split, size)] + [[i] for i in ids[split:]]
+
+
 class BrokerUnavailable(Exception):
     """The broker did not take the messages within ``VOXQUEUE_BROKER_WAIT_SECONDS``."""
 
@@ -62,11 +79,14 @@ class BrokerUnavailable(Exception):
         super().__init__(f"the broker did not answer for {waited:.0f}s ({type(cause).__name__}: {str(cause)[:120]})")
 
 
-def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: float | None = None) -> int:
+def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: float | None = None,
+            more_follow: bool = False) -> int:
     """Send the tasks for (check id, service) pairs; return how many messages were sent.
 
     ``alone``: one check to a message, whatever the service (checks a dead delivery held:
-    see :func:`tasks.lifecycle.take_leases`). An unreachable broker is tried again with a
+    see :func:`tasks.lifecycle.take_leases`). ``more_follow``: more checks of the same batch are
+    sent next (an ingest's writes but its last), so its end is not here (:func:`messages`).
+    An unreachable broker is tried again with a
     backoff for up to ``budget`` seconds (``VOXQUEUE_BROKER_WAIT_SECONDS``; 0: one try),
     then :class:`BrokerUnavailable` is raised; a send interrupted part-way is sent whole
     again (a duplicate message is harmless)."""
@@ -81,7 +101,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
     started, attempt = time.monotonic(), 0
     while True:
         try:
-            return _send(pairs, labels, alone)
+            return _send(pairs, labels, alone, more_follow)
         except BROKER_ERRORS as exc:
             attempt += 1
             waited = time.monotonic() - started
@@ -94,7 +114,7 @@ def enqueue(pairs: Iterable[tuple[int, str]], *, alone: bool = False, budget: fl
             time.sleep(pause)
 
 
-def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> int:
+def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool, more_follow: bool) -> int:
     from tasks.app import app
 
     by_service: dict[str, list[int]] = {}
@@ -106,10 +126,8 @@ def _send(pairs: list[tuple[int, str]], labels: dict[int, str], alone: bool) -> 
             # maybe_declare's cached "declared": a broker that lost its data lost the queue bindings
             app.amqp.queues[service](producer.channel).declare()
         for service, ids in by_service.items():
-            size = 1 if alone else group_size(service, len(ids))
-            for start in range(0, len(ids), size):
-                group = ids[start:start + size]
-                if size == 1:
+            for group in messages(service, ids, alone=alone, more_follow=more_follow):
+                if len(group) == 1:
                     label = f"job {labels.get(group[0], '?')!r} {service} (check {group[0]})"
                 else:
                     label = _group_label(group, labels, service)
@@ -130,13 +148,13 @@ class Deferred:
         self.sent = 0
         self.failing_since = 0.0
 
-    def __call__(self, pairs: list[tuple[int, str]]) -> None:
+    def __call__(self, pairs: list[tuple[int, str]], *, more_follow: bool = False) -> None:
         if self.unsent:
             self.unsent += pairs
             return
         started = time.monotonic()
         try:
-            self.sent += enqueue(pairs)
+            self.sent += enqueue(pairs, more_follow=more_follow)
         except BrokerUnavailable:
             self.unsent += pairs
             self.failing_since = started

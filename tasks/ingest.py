@@ -105,15 +105,14 @@ def ingest(
     pending: list[tuple[int, dict]] = [first] if first else []
     size = FIRST_WRITE
     for number, row in rows:
-        pending.append((number, row))
-        if len(pending) >= size:
-            size = WRITE_BATCH
-            write(pending)
+        if len(pending) >= size:  # written once the next row is read: only the last write ends the batch
+            write(pending, more_follow=True)
             if progress:
                 progress(len(pending))
-            pending = []
+            pending, size = [], WRITE_BATCH
+        pending.append((number, row))
     if pending:
-        write(pending)
+        write(pending, more_follow=False)
         if progress:
             progress(len(pending))
     return result
@@ -141,9 +140,9 @@ def check_names(name: str, defaults: Defaults) -> None:
 def _stops_cleanly(write, result: IngestResult):
     """``write``, raising :class:`IngestStopped` (what is recorded so far) when it fails."""
 
-    def guarded(rows: list[tuple[int, dict]]) -> None:
+    def guarded(rows: list[tuple[int, dict]], more_follow: bool) -> None:
         try:
-            write(rows)
+            write(rows, more_follow=more_follow)
         except (Exception, KeyboardInterrupt) as exc:
             raise IngestStopped(result) from exc
 
@@ -161,7 +160,8 @@ def _batch(session: Session, name: str, source: str) -> tuple[int, bool]:
     return row.id, True
 
 
-def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, look_up: bool) -> None:
+def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, look_up: bool,
+           more_follow: bool) -> None:
     specs = [validate(number, row, base, defaults) for number, row in rows]
     with session_scope() as session:
         known = _existing_keys(session, batch_id, [s.key for s in specs]) if look_up else set()
@@ -176,7 +176,7 @@ def _write(batch_id, rows, *, base, defaults, result: IngestResult, enqueue, loo
     result.to_enqueue += created
     result.requeued += len(unstarted)
     if enqueue and (created or unstarted):
-        enqueue(created + unstarted)  # after the commit: a worker always finds its rows
+        enqueue(created + unstarted, more_follow=more_follow)  # after the commit: a worker always finds its rows
 
 
 def record(session: Session, batch_id: int, specs: list[JobSpec]) -> tuple[list[int], list[tuple[int, str]]]:

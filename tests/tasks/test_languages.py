@@ -68,7 +68,7 @@ def ingested(folder: Path, rows: list[dict], audio: dict[str, bytes]) -> dict[st
         (folder / name).write_bytes(data)
     manifest = folder / "langs.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    ingest(manifest, enqueue=lambda pairs: None)  # this test runs the tasks itself
+    ingest(manifest, enqueue=lambda pairs, **_: None)  # this test runs the tasks itself
     return checks()
 
 
