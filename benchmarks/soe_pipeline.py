@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def db_outcome(url: str, batch: str) -> dict:
         "chunks": sum(r[1] or 0 for r in done),
         "latencies": [(r[3] - r[2]).total_seconds() for r in done if r[3] and r[2]],
         "results_span": (max(finished) - min(finished)).total_seconds() if len(finished) > 1 else None,
+        "created": [r[2] for r in rows if r[2]], "finished": finished,
     }
 
 
@@ -93,7 +95,7 @@ def _measure(env: Env, args, run: dict, workers: list[Worker], sandbox_pid: int,
     (sampler, wall seconds, seconds the live ingest command took)."""
     harness, spy, ingest_wall = [os.getpid()], None, None  # this process, and py-spy once started
     with ProcessSampler(run_groups(workers, sandbox_pid, run["dbname"], harness)) as sampler:
-        t0 = time.monotonic()
+        t0, run["t0_utc"] = time.monotonic(), dt.datetime.now(dt.UTC)
         if run["live"]:
             ingest = _start_ingest(voxqueue_command(*run["ingest_args"]), run["env"])
             sampler.groups["ingest"] = tree(ingest.pid)
@@ -148,5 +150,6 @@ def run_pipeline(env: Env, args, manifest: Path, files: int, concurrency: int, b
         xact1 = pg_xact_stats(args.pg_url, run["dbname"])
         outcome = db_outcome(db_url, batch)
     return {"concurrency": concurrency, "mode": mode, "wall": wall, "ingest_wall": live_wall or drain_wall,
+            "t0_utc": run["t0_utc"],
             "outcome": outcome, "xact": {k: xact1[k] - xact0[k] for k in xact0},
             "sampler": sampler, "workers": len(workers), "files": files, "idle_load": idle_load}

@@ -88,12 +88,28 @@ def _latency_and_database(r: dict) -> None:
             else "includes the time before the workers started")
     say(f"  ingest -> result latency (jobs.created_at -> checks.finished_at): p50 {num(percentile(lat, 0.5), 2)}s,"
         f" p95 {num(percentile(lat, 0.95), 2)}s, max {num(max(lat, default=None), 2)}s ({note})")
+    _timeline(r)
     say(f"  PostgreSQL per file: {x['xact_commit'] / n:.1f} commits, {x['xact_rollback'] / n:.1f} rollbacks,"
         f" {x['sessions'] / n:.2f} new connections ({x['sessions']} in all),"
         f" {x['tup_updated'] / n:.1f} rows updated, {x['tup_fetched'] / n:.1f} rows fetched")
     st = r["sandbox_stats"]
     say(f"  sandbox: {st['vendor_requests'].get('soe')} SOE requests, peak {st['peak_rps'].get('soe')}"
         f" in one second, faults {st['faults'] or 'none'}")
+
+
+def _timeline(r: dict, bucket: float = 0.5) -> None:
+    """Where the run's seconds went: the first job recorded, the first and last results (seconds
+    from the clock's start: the workers ready, then ``voxqueue ingest`` started), and the results
+    in each half second, so a slow start or a long tail shows as such."""
+    o, t0 = r["outcome"], r["t0_utc"]
+    if not o["finished"] or not o["created"]:
+        return
+    at = sorted((f - t0).total_seconds() for f in o["finished"])
+    per = [0] * (int(at[-1] // bucket) + 1)
+    for t in at:
+        per[max(0, int(t // bucket))] += 1
+    say(f"  timeline from the clock's start: first job recorded +{(min(o['created']) - t0).total_seconds():.2f}s,"
+        f" first result +{at[0]:.2f}s, last +{at[-1]:.2f}s; results per {bucket:g}s: {' '.join(map(str, per))}")
 
 
 PROFILE_MARKERS = (  # (label, a frame that marks it); a sample counts for every label it has
