@@ -243,7 +243,7 @@ class Throttled(Exception):
 _limiter: RateLimiter | None = None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tally(vendor: str) -> Tally:
     """The counters :func:`tasks.metrics.slot` would add, for the limiter's scripts to add."""
     return Tally(metrics.KEY, metrics.field("vendor_requests", {"vendor": vendor}),
