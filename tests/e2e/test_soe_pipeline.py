@@ -100,28 +100,37 @@ def test_dropped_connections_and_throttling_still_score_every_file(pipeline, tmp
 
 
 def test_a_large_batch_travels_four_files_to_a_task_and_retries_them_apart(pipeline, tmp_path):
-    """120 files: the first 50 rows ingested go one to a message, the other 70 four to a message;
-    chunks dropped often enough that some files fail all their in-place tries and go again."""
+    """250 files: the first 50 rows ingested go one to a message, the next 72 four to a message and
+    the batch's last 128 one to a message again (``dispatch.TAIL_ALONE``); chunks dropped often
+    enough that some files fail all their in-place tries and go again."""
     import redis
 
+    from tasks.dispatch import TAIL_ALONE
+
     folder = tmp_path / "readings"
-    manifest = make_manifest(folder, 120)
+    manifest = make_manifest(folder, 250)
     pipeline.sandbox("config", {"seed": 11, "faults": [{"kind": "drop", "service": "soe", "rate": 0.4}]})
 
     pipeline.cli("ingest", str(manifest))
     queued = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"]).llen("soe")
-    assert queued == 50 + math.ceil(70 / 4)
-    pipeline.start_worker("-c", "8")
+    assert queued == 50 + math.ceil((200 - TAIL_ALONE) / 4) + TAIL_ALONE  # 196 messages
+    # 40 % of requests dropped would open SOE's circuit every few seconds and hold the whole batch
+    # in rounds of its cooldown (the circuit's own test is below): here it stays shut, and the
+    # retries seen are the files' own.
+    pipeline.env["VOXQUEUE_BREAKER_THRESHOLD"] = "100000"
+    pipeline.env["VOXQUEUE_SOE_QPS"] = "2000"  # ~2,000 calls: not 40 s held by the default 50/s
+    pipeline.start_worker("-c", "32")  # the default threads: files wait out their dropped chunks together
     pipeline.cli("wait", "--batch", "readings", "--timeout", "180")
 
     report = pipeline.report("readings")
-    assert len(report) == 120
+    assert len(report) == 250
     check_scores(report, folder)
     stats = pipeline.sandbox("stats")
     assert sorted(stats["accepted"]["soe"]) == sorted(r["soe"]["session_id"] for r in report)
     assert set(stats["accepted"]["soe"].values()) == {1}
     log = (pipeline.logs / "worker-0.log").read_text(errors="replace")
     assert "Retry in" in log  # some files went again, in a retry message of their own group
+    assert "circuit open" not in log
 
 
 def _checks_by_status() -> dict[str, int]:
@@ -143,16 +152,17 @@ def test_a_group_steps_aside_together_while_the_circuit_is_open(pipeline, tmp_pa
     from tests.pipeline import wait_until
 
     folder = tmp_path / "readings"
-    manifest = make_manifest(folder, 120)
-    pipeline.cli("ingest", str(manifest))  # 50 messages of one file, 18 of up to four
+    manifest = make_manifest(folder, 250)
+    pipeline.cli("ingest", str(manifest))  # 50 messages of one file, 18 of four, 128 of one
     client = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"])
     assert Breaker(client, threshold=1, cooldown=15.0).failure("soe")  # opened, as an outage would
+    pipeline.env["VOXQUEUE_SOE_QPS"] = "2000"  # ~1,000 calls once it closes, not 20 s at the default 50/s
     pipeline.start_worker("-c", "8")
 
-    wait_until(lambda: _checks_by_status().get("running", 0) >= 50 + 18, 30, interval=0.1)
+    wait_until(lambda: _checks_by_status().get("running", 0) >= 50 + 18 + 128, 30, interval=0.1)
     wait_until(lambda: client.llen("soe") == 0, 10, interval=0.1)  # every message taken once
     stepped_aside = _checks_by_status()
-    assert stepped_aside == {"running": 68, "pending": 52}, stepped_aside  # one claim per message
+    assert stepped_aside == {"running": 196, "pending": 54}, stepped_aside  # one claim per message
 
     pipeline.cli("wait", "--batch", "readings", "--timeout", "120")
     check_scores(pipeline.report("readings"), folder)
