@@ -111,9 +111,9 @@ def child_ingest(spec: dict) -> dict:
     ingest_mod.session_scope = db.wrap_cm(ingest_mod.session_scope)
     sent = 0
 
-    def counting_enqueue(pairs):
+    def counting_enqueue(pairs, **options):  # more_follow: which write ends the batch
         nonlocal sent
-        sent += enqueue(pairs)
+        sent += enqueue(pairs, **options)
 
     t0 = time.perf_counter()
     result = ingest_mod.ingest(Path(spec["manifest"]), batch="bench",

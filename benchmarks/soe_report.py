@@ -108,8 +108,8 @@ def _timeline(r: dict, bucket: float = 0.5) -> None:
     per = [0] * (int(at[-1] // bucket) + 1)
     for t in at:
         per[max(0, int(t // bucket))] += 1
-    say(f"  timeline from the clock's start: first job recorded +{(min(o['created']) - t0).total_seconds():.2f}s,"
-        f" first result +{at[0]:.2f}s, last +{at[-1]:.2f}s; results per {bucket:g}s: {' '.join(map(str, per))}")
+    say(f"  timeline from the clock's start: first job recorded {(min(o['created']) - t0).total_seconds():+.2f}s,"
+        f" first result {at[0]:+.2f}s, last {at[-1]:+.2f}s; results per {bucket:g}s: {' '.join(map(str, per))}")
 
 
 PROFILE_MARKERS = (  # (label, a frame that marks it); a sample counts for every label it has
