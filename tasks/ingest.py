@@ -30,7 +30,10 @@ from tasks.fields import MAX_BATCH, problem, shown
 from tasks.manifest import Defaults, JobSpec, ManifestError, read_source, row_key, validate
 
 WRITE_BATCH = 500
-FIRST_WRITE = 50  # the first rows go out at once, so workers start while the rest is read
+# The first rows go out at once, so workers start while the rest is read; each write after is
+# twice the last (50, 100, 200, 400, then 500 each), so the queue is fed again before the first
+# rows are done rather than after 500 more are read.
+FIRST_WRITE = 50
 
 
 @dataclass
@@ -109,7 +112,7 @@ def ingest(
             write(pending, more_follow=True)
             if progress:
                 progress(len(pending))
-            pending, size = [], WRITE_BATCH
+            pending, size = [], min(size * 2, WRITE_BATCH)
         pending.append((number, row))
     if pending:
         write(pending, more_follow=False)

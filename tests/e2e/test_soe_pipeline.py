@@ -100,9 +100,10 @@ def test_dropped_connections_and_throttling_still_score_every_file(pipeline, tmp
 
 
 def test_a_large_batch_travels_four_files_to_a_task_and_retries_them_apart(pipeline, tmp_path):
-    """250 files: the first 50 rows ingested go one to a message, the next 72 four to a message and
-    the batch's last 128 one to a message again (``dispatch.TAIL_ALONE``); chunks dropped often
-    enough that some files fail all their in-place tries and go again."""
+    """250 files, ingested in writes of 50, 100 and 100 rows: the first 50 go one to a message, the
+    next 100 four to a message, and the last write, the batch's end, one to a message again (up to
+    ``dispatch.TAIL_ALONE``); chunks dropped often enough that some files fail all their in-place
+    tries and go again."""
     import redis
 
     from tasks.dispatch import TAIL_ALONE
@@ -113,7 +114,8 @@ def test_a_large_batch_travels_four_files_to_a_task_and_retries_them_apart(pipel
 
     pipeline.cli("ingest", str(manifest))
     queued = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"]).llen("soe")
-    assert queued == 50 + math.ceil((200 - TAIL_ALONE) / 4) + TAIL_ALONE  # 196 messages
+    assert TAIL_ALONE >= 100
+    assert queued == 50 + 100 // 4 + 100  # 175 messages
     # 40 % of requests dropped would open SOE's circuit every few seconds and hold the whole batch
     # in rounds of its cooldown (the circuit's own test is below): here it stays shut, and the
     # retries seen are the files' own.
@@ -153,16 +155,16 @@ def test_a_group_steps_aside_together_while_the_circuit_is_open(pipeline, tmp_pa
 
     folder = tmp_path / "readings"
     manifest = make_manifest(folder, 250)
-    pipeline.cli("ingest", str(manifest))  # 50 messages of one file, 18 of four, 128 of one
+    pipeline.cli("ingest", str(manifest))  # 50 messages of one file, 25 of four, 100 of one
     client = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"])
     assert Breaker(client, threshold=1, cooldown=15.0).failure("soe")  # opened, as an outage would
     pipeline.env["VOXQUEUE_SOE_QPS"] = "2000"  # ~1,000 calls once it closes, not 20 s at the default 50/s
     pipeline.start_worker("-c", "8")
 
-    wait_until(lambda: _checks_by_status().get("running", 0) >= 50 + 18 + 128, 30, interval=0.1)
+    wait_until(lambda: _checks_by_status().get("running", 0) >= 50 + 25 + 100, 30, interval=0.1)
     wait_until(lambda: client.llen("soe") == 0, 10, interval=0.1)  # every message taken once
     stepped_aside = _checks_by_status()
-    assert stepped_aside == {"running": 196, "pending": 54}, stepped_aside  # one claim per message
+    assert stepped_aside == {"running": 175, "pending": 75}, stepped_aside  # one claim per message
 
     pipeline.cli("wait", "--batch", "readings", "--timeout", "120")
     check_scores(pipeline.report("readings"), folder)

@@ -135,7 +135,8 @@ def test_unreadable_manifests_are_refused_whole(database_url, tmp_path, name, co
         assert session.scalar(select(func.count()).select_from(Job)) == 0
 
 
-@pytest.mark.parametrize("rows, writes", [(1_100, [50, 500, 500, 50]), (550, [50, 500]), (3, [3])])
+@pytest.mark.parametrize("rows, writes", [(1_300, [50, 100, 200, 400, 500, 50]), (750, [50, 100, 200, 400]),
+                                          (3, [3])])
 def test_only_the_last_write_ends_the_batch(database_url, manifest_dir, rows, writes):
     manifest = manifest_dir / "many.csv"
     manifest.write_text("id,audio,ref_text\n" + "".join(f"r{i},a.wav,red\n" for i in range(rows)), encoding="utf-8")
@@ -143,5 +144,5 @@ def test_only_the_last_write_ends_the_batch(database_url, manifest_dir, rows, wr
 
     result = ingest(manifest, enqueue=lambda pairs, more_follow: sent.append((len(pairs), more_follow)))
 
-    assert sent == [(n, i < len(writes) - 1) for i, n in enumerate(writes)]  # a 550-row file ends on a full write
+    assert sent == [(n, i < len(writes) - 1) for i, n in enumerate(writes)]  # a 750-row file ends on a full write
     assert result.accepted == rows
