@@ -121,7 +121,9 @@ def test_a_large_batch_travels_four_files_to_a_task_and_retries_them_apart(pipel
     # retries seen are the files' own.
     pipeline.env["VOXQUEUE_BREAKER_THRESHOLD"] = "100000"
     pipeline.env["VOXQUEUE_SOE_QPS"] = "2000"  # ~2,000 calls: not 40 s held by the default 50/s
-    pipeline.start_worker("-c", "32")  # the default threads: files wait out their dropped chunks together
+    # 32 threads in one process, as many as the default fleet (2 processes x 16) has: the files
+    # wait out their dropped chunks together, not 8 at a time
+    pipeline.start_worker("-c", "32")
     pipeline.cli("wait", "--batch", "readings", "--timeout", "180")
 
     report = pipeline.report("readings")
