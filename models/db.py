@@ -101,6 +101,11 @@ def _configured(url: str | None) -> str:
     return get_settings().database_url
 
 
+def is_postgresql(url: str | None = None) -> bool:
+    """Whether the database (the configured one unless ``url``) is PostgreSQL."""
+    return engine_for(_configured(url)).dialect.name == "postgresql"
+
+
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     url = _configured(url)
     factory = _FACTORIES.get(url)

@@ -21,13 +21,17 @@ Every transition that ends a check recomputes its job in the same transaction
 Every service task claims its check, may checkpoint it, and finishes it. Those
 few statements run thousands of times a minute, so they are built once here
 (bound parameters, compiled once per engine and prepared by psycopg after a few
-uses) and run on a plain connection: a three-chunk SOE file whose job has no
-other check costs seven statements: a claim (three, one transaction), a
-checkpoint after each chunk but the last (one each, committed on its own) and
-the finish (two, one transaction). A moderation task claims its whole group of
-checks in three statements (:func:`take_leases`), not three per check: when a
-worker's threads all finish a group at once and claim the next, thirty
-statements per thread stalled the sends for a few hundred milliseconds.
+uses) and run on a plain connection. On PostgreSQL a three-chunk SOE file whose
+job has no other check costs four statements, each committed on its own, one
+round trip each: the claim (the check's UPDATE, the read of its job and the job's
+start, one statement of data-modifying CTEs), a checkpoint after each chunk but
+the last, and the end (:func:`end`: the check and its job, one statement). On
+SQLite the claim is three statements (on an autocommit connection a job start
+lost between them is harmless: the end sets the job) and the end two, in one
+transaction. A moderation task claims its whole group of checks in three
+statements (:func:`take_leases`), not three per check: when a worker's threads
+all finish a group at once and claim the next, thirty statements per thread
+stalled the sends for a few hundred milliseconds.
 
 A check is *claimed* with one conditional ``UPDATE … RETURNING``, atomic on
 SQLite and PostgreSQL alike: it succeeds only when the check is not terminal
@@ -55,10 +59,10 @@ from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 from config.settings import Settings
 from models import Batch, Check, CheckStatus, Job, JobStatus
 from models.base import utcnow
-from models.db import autocommit
-from tasks import liveness, metrics
+from models.db import autocommit, is_postgresql, transaction
+from tasks import liveness, metrics, outbox
 from tasks.policy import RetryPolicy
-from tasks.status import SoleCheck, refresh_job_row
+from tasks.status import SoleCheck, end_sole_job, refresh_job_row
 
 log = logging.getLogger("voxqueue.tasks")
 
@@ -97,6 +101,7 @@ def _claim_statement(with_session_id: bool):
             status=CheckStatus.RUNNING.value,
             lease_until=bindparam("p_lease"),
             holder=bindparam("p_holder"),
+            updated_at=bindparam("p_now"),  # named: the job's start beside it updates its own (PostgreSQL)
             deliveries=case((checks.c.lease_until.is_not(None), checks.c.deliveries + 1), else_=checks.c.deliveries),
             **extra,
         )
@@ -127,6 +132,34 @@ _READ_JOBS = {many: select(*_JOB_COLUMNS).join_from(jobs, batches, batches.c.id 
               .where(_job_is(many)) for many in (False, True)}
 _START_JOBS = {many: update(jobs).where(_job_is(many), jobs.c.status == JobStatus.PENDING.value)
                .values(status=JobStatus.RUNNING.value) for many in (False, True)}
+
+
+def _claim_read_start(with_session_id: bool):
+    """PostgreSQL: a check's claim, the read of its job and the job's start as one statement
+    (the two UPDATEs data-modifying CTEs; the SELECT reads the job as it was before its start).
+    The job's columns are prefixed ``j_`` (:class:`_JobColumns`)."""
+    claimed = _claim_statement(with_session_id).cte("claimed")
+    started = (update(jobs).where(jobs.c.id == claimed.c.job_id, jobs.c.status == JobStatus.PENDING.value)
+               .values(status=JobStatus.RUNNING.value, updated_at=bindparam("p_now")).cte("started"))
+    return (select(*claimed.c, *(column.label("j_" + column.name) for column in _JOB_COLUMNS))
+            .join_from(claimed, jobs, jobs.c.id == claimed.c.job_id)
+            .join(batches, batches.c.id == jobs.c.batch_id)
+            .add_cte(started))
+
+
+_CLAIM_READ_START = {False: _claim_read_start(False), True: _claim_read_start(True)}
+
+
+class _JobColumns:
+    """The job's half of a :func:`_claim_read_start` row, read as a job row is."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row) -> None:
+        self._row = row._mapping
+
+    def __getattr__(self, name: str):
+        return self._row["j_" + name]
 
 
 @functools.lru_cache(maxsize=64)
@@ -172,8 +205,10 @@ class Lease:
 
 def take_lease(conn: Connection, check_id: int, settings: Settings, *,
                new_session_id: str | None = None) -> Lease | None:
-    """Claim the check: one ``UPDATE … RETURNING`` and one read of its job.
+    """Claim the check: one ``UPDATE … RETURNING``, one read of its job and the job's start.
 
+    On PostgreSQL the three are one statement, so a claim on an autocommit connection
+    (:func:`models.db.autocommit`) is one round trip; on SQLite, three statements.
     Returns None when the check is finished, gone or leased. ``new_session_id``
     becomes the check's vendor session id unless it has one. Poisoned checks are
     returned too: see :func:`poisoned`.
@@ -181,6 +216,9 @@ def take_lease(conn: Connection, check_id: int, settings: Settings, *,
     params = {"p_check": check_id, **_lease_window(settings)}
     if new_session_id is not None:
         params["p_session"] = new_session_id
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_CLAIM_READ_START[new_session_id is not None], params).first()
+        return None if row is None else _lease(row, _JobColumns(row))
     row = conn.execute(_CLAIM[new_session_id is not None], params).first()
     if row is None:
         return None
@@ -254,10 +292,14 @@ def _lease(row, job) -> Lease:
                  row.vendor_task_id, deadline)
 
 
-def poisoned(conn: Connection, lease: Lease, settings: Settings) -> bool:
-    """Fail a check whose deliveries keep killing workers (True when it was failed)."""
+def poisoned(conn: Connection | None, lease: Lease, settings: Settings) -> bool:
+    """Fail a check whose deliveries keep killing workers (True when it was failed); ``conn``
+    None: in a transaction of its own, opened only then."""
     if lease.deliveries < settings.max_deliveries:
         return False
+    if conn is None:
+        with transaction() as own:
+            return poisoned(own, lease, settings)
     fail(conn, lease, "poison", f"its worker died {lease.deliveries} times while processing it")
     metrics.count("checks_poisoned", service=lease.service, cause="deliveries")
     return True
@@ -265,15 +307,46 @@ def poisoned(conn: Connection, lease: Lease, settings: Settings) -> bool:
 
 def finish(conn: Connection, lease: Lease, status: CheckStatus, **values: Any) -> None:
     """End a check (done or failed), recording ``values``, and recompute its job."""
-    if status is CheckStatus.DONE:
-        values = {"error": None, "error_reason": None, **values}
-    values = {**values, "status": status.value, "lease_until": None, "finished_at": utcnow()}
+    _finish(conn, lease, _ending(status, values))
+
+
+def _finish(conn: Connection, lease: Lease, values: dict[str, Any]) -> None:
     _update_check(conn, lease.check_id, values)
-    if len(set(lease.job.services)) == 1:  # the job's only check: nothing to race with, nothing to re-read
-        sole = SoleCheck(lease.service, values["status"], values.get("error"), values.get("verdict"))
+    sole = _sole(lease, values)
+    if sole is not None:
         refresh_job_row(conn, lease.job.id, sole=sole, endpoint_id=lease.job.notify_id)
     else:
         refresh_job_row(conn, lease.job.id)
+
+
+def end(lease: Lease, status: CheckStatus, **values: Any) -> None:
+    """:func:`finish` on a connection of its own. On PostgreSQL, a job's only check whose batch
+    is not notified ends with its job in one statement, committed on its own: one round trip
+    instead of four (BEGIN, the check, the job, COMMIT)."""
+    values = _ending(status, values)
+    sole = _sole(lease, values)
+    if sole is not None and not outbox.wanted(lease.job.notify_id) and is_postgresql():
+        names = tuple(sorted(values))
+        params = {"p_check": lease.check_id, **{"v_" + n: values[n] for n in names}}
+        with autocommit() as conn:
+            end_sole_job(conn, lease.job.id, sole, _set_check(names), params)
+        return
+    with transaction() as conn:
+        _finish(conn, lease, values)
+
+
+def _ending(status: CheckStatus, values: dict[str, Any]) -> dict[str, Any]:
+    """What ending a check ``status`` writes besides ``values``."""
+    if status is CheckStatus.DONE:
+        values = {"error": None, "error_reason": None, **values}
+    return {**values, "status": status.value, "lease_until": None, "finished_at": utcnow()}
+
+
+def _sole(lease: Lease, values: dict[str, Any]) -> SoleCheck | None:
+    """The check as its job's only one (nothing to race with, nothing to re-read), or None."""
+    if len(set(lease.job.services)) != 1:
+        return None
+    return SoleCheck(lease.service, values["status"], values.get("error"), values.get("verdict"))
 
 
 def fail(conn: Connection, lease: Lease, reason: str, message: str, **values: Any) -> None:

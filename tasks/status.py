@@ -7,6 +7,7 @@ notified at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models import TERMINAL_JOB, Batch, Check, CheckStatus, Job, JobStatus
+from models.base import utcnow
 from tasks import outbox
 
 VERDICT_RANK = {"PASS": 0, "REVIEW": 1, "REJECT": 2}
@@ -31,6 +33,10 @@ _SET_JOB = update(jobs).where(jobs.c.id == bindparam("p_job")).values(
 _SET_SOLE_JOB = _SET_JOB.where(jobs.c.status != JobStatus.REJECTED.value)
 # A job that is notified ends only once: an UPDATE that matches only while it is still open.
 _END_SOLE_JOB = _SET_JOB.where(jobs.c.status.not_in(sorted(TERMINAL)))
+# PostgreSQL: the same as _SET_SOLE_JOB after the caller's UPDATE of the job's only check, given
+# as a data-modifying CTE (the job's values bound as j_*: the check's are v_*; updated_at named,
+# as both tables update their own).
+_SET_SOLE_JOB_AFTER = update(jobs).where(jobs.c.id == bindparam("p_job"), jobs.c.status != JobStatus.REJECTED.value)
 
 
 class SoleCheck(NamedTuple):
@@ -78,6 +84,23 @@ def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None
     if values["status"] in TERMINAL and row.status not in TERMINAL and outbox.wanted(row.notify_id):
         outbox.job_finished(conn, job_id, row.notify_id)
     return values
+
+
+@functools.lru_cache(maxsize=64)
+def _after(check_update):
+    return _SET_SOLE_JOB_AFTER.values(
+        status=bindparam("j_status"), error=bindparam("j_error"), verdict=bindparam("j_verdict"),
+        updated_at=bindparam("j_now")).add_cte(check_update.cte("ended"))
+
+
+def end_sole_job(conn: Connection, job_id: int, sole: SoleCheck, check_update, params: dict[str, Any]) -> None:
+    """PostgreSQL: ``check_update`` (an UPDATE of the job's only check, bound with ``params``)
+    and the job's status from it, as one statement: on an autocommit connection, one round trip
+    for the two, committed together. For a job that is not notified (a notified job's event is
+    written in the same transaction: :func:`refresh_job_row`)."""
+    values = _values([sole])
+    conn.execute(_after(check_update), {**params, "p_job": job_id, "j_now": utcnow(),
+                                        **{"j_" + k: v for k, v in values.items()}})
 
 
 def _values(rows: list[Any]) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from sqlalchemy import event, select
 
 from config.settings import get_settings, reset_settings
 from models import Batch, CheckStatus, Job, Notification
-from models.db import engine_for, session_scope, transaction
+from models.db import autocommit, engine_for, session_scope, transaction
 from models.report import job_report
 from tasks import outbox
 from tasks.ingest import ingest
-from tasks.lifecycle import finish, take_lease
+from tasks.lifecycle import end, finish, take_lease
 from tests.tasks.test_ingest import write_wav
 
 
@@ -94,6 +94,59 @@ def test_nothing_is_written_without_a_url_and_the_hot_path_keeps_its_two_stateme
             event.remove(engine_for(database_url), "before_cursor_execute", count)
     assert [s.split()[0] for s in statements] == ["UPDATE", "UPDATE"]  # the check, its job
     assert _events() == []
+
+
+def _statements(database_url: str, run) -> list[str]:
+    """The first word of every statement ``run()`` sends (BEGIN and COMMIT are not statements here)."""
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        sent.append(statement.split()[0])
+
+    event.listen(engine_for(database_url), "before_cursor_execute", count)
+    try:
+        run()
+    finally:
+        event.remove(engine_for(database_url), "before_cursor_execute", count)
+    return sent
+
+
+def test_an_soe_file_is_claimed_and_ended_in_one_statement_each_on_postgresql(database_url, tmp_path):
+    checks = _batch(tmp_path, 1, notify=None)
+    leases = []
+
+    def claim():
+        with autocommit() as conn:
+            leases.append(take_lease(conn, checks[0], get_settings(), new_session_id="s-1"))
+
+    claimed = _statements(database_url, claim)
+    lease = leases[0]
+    assert (lease.job.key, lease.job.batch, lease.session_id, lease.job.services) == ("clip0", "clips", "s-1", ("soe",))
+    with session_scope() as session:
+        job = session.scalar(select(Job).where(Job.key == "clip0"))
+        assert (job.status, job.checks[0].status, job.checks[0].lease_until is not None) == ("running", "running", True)
+    ended = _statements(database_url, lambda: end(lease, CheckStatus.DONE, suggested_score=81.5, chunks_sent=3))
+    with session_scope() as session:
+        job = session.scalar(select(Job).where(Job.key == "clip0"))
+        check = job.checks[0]
+        assert (job.status, check.status, check.suggested_score, check.chunks_sent) == ("done", "done", 81.5, 3)
+        assert check.lease_until is None and check.finished_at is not None
+        assert check.updated_at >= check.finished_at and job.updated_at >= check.finished_at
+    if database_url.startswith("postgresql"):
+        assert claimed == ["WITH"] and ended == ["WITH"]  # one round trip each, committed on its own
+    else:
+        assert claimed == ["UPDATE", "SELECT", "UPDATE"] and ended == ["UPDATE", "UPDATE"]
+    assert _events() == []
+
+
+def test_ending_a_notified_job_on_its_own_connection_writes_its_events_once(database_url, tmp_path):
+    checks = _batch(tmp_path, 1)
+    with autocommit() as conn:
+        lease = take_lease(conn, checks[0], get_settings())
+    end(lease, CheckStatus.DONE, suggested_score=80.0)
+    end(lease, CheckStatus.DONE, suggested_score=80.0)  # a late second delivery: no second event
+    assert [e["type"] for e in _events()] == ["job.finished", "batch.finished"]
+    assert _events()[0]["data"]["status"] == "done"
 
 
 def test_the_deployment_url_notifies_a_batch_that_names_none(database_url, tmp_path, monkeypatch):
