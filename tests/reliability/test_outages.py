@@ -105,8 +105,10 @@ def test_database_connections_cut_mid_batch(pipeline, tmp_path, database_url):
     from models.db import engine_for
 
     folder = tmp_path / "readings"
-    manifest = make_manifest(folder, 24)
-    pipeline.sandbox("config", {"latency_ms": 100})
+    # Long enough (48 files of 3 chunks at 150 ms a call on 4 threads: about 5 s) for the cuts to
+    # land mid-batch: a file costs four quick statements, so a short batch ended before them.
+    manifest = make_manifest(folder, 48)
+    pipeline.sandbox("config", {"latency_ms": 150})
     pipeline.start_worker("-c", "4")
     pipeline.cli("ingest", str(manifest))
     wait_until(lambda: done_checks() >= 3, 60, interval=0.05)
@@ -124,10 +126,11 @@ def test_database_connections_cut_mid_batch(pipeline, tmp_path, database_url):
             time.sleep(0.3)
     admin.dispose()
     engine_for(database_url).dispose()  # this test process's own connections were cut too
+    left = 48 - done_checks()
     pipeline.wait("readings", 90)
 
     print(f"\n{cut} database connections cut mid-batch; every job finished")
     check_scores(pipeline.report("readings"), folder)
-    assert cut > 0
+    assert cut > 0 and left > 0, (cut, left)  # the cuts came while checks were still to do
     worker_log = (pipeline.logs / "worker-0.log").read_text(errors="replace")
     assert "infrastructure error, retrying" in worker_log  # the path under test was taken
