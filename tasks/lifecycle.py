@@ -137,29 +137,17 @@ _START_JOBS = {many: update(jobs).where(_job_is(many), jobs.c.status == JobStatu
 def _claim_read_start(with_session_id: bool):
     """PostgreSQL: a check's claim, the read of its job and the job's start as one statement
     (the two UPDATEs data-modifying CTEs; the SELECT reads the job as it was before its start).
-    The job's columns are prefixed ``j_`` (:class:`_JobColumns`)."""
+    One row holds both halves: the job's columns but its id, which is the check's ``job_id``."""
     claimed = _claim_statement(with_session_id).cte("claimed")
     started = (update(jobs).where(jobs.c.id == claimed.c.job_id, jobs.c.status == JobStatus.PENDING.value)
                .values(status=JobStatus.RUNNING.value, updated_at=bindparam("p_now")).cte("started"))
-    return (select(*claimed.c, *(column.label("j_" + column.name) for column in _JOB_COLUMNS))
+    return (select(*claimed.c, *(column for column in _JOB_COLUMNS if column is not jobs.c.id))
             .join_from(claimed, jobs, jobs.c.id == claimed.c.job_id)
             .join(batches, batches.c.id == jobs.c.batch_id)
             .add_cte(started))
 
 
 _CLAIM_READ_START = {False: _claim_read_start(False), True: _claim_read_start(True)}
-
-
-class _JobColumns:
-    """The job's half of a :func:`_claim_read_start` row, read as a job row is."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row) -> None:
-        self._row = row._mapping
-
-    def __getattr__(self, name: str):
-        return self._row["j_" + name]
 
 
 @functools.lru_cache(maxsize=64)
@@ -218,7 +206,7 @@ def take_lease(conn: Connection, check_id: int, settings: Settings, *,
         params["p_session"] = new_session_id
     if conn.dialect.name == "postgresql":
         row = conn.execute(_CLAIM_READ_START[new_session_id is not None], params).first()
-        return None if row is None else _lease(row, _JobColumns(row))
+        return None if row is None else _lease(row, row)
     row = conn.execute(_CLAIM[new_session_id is not None], params).first()
     if row is None:
         return None
@@ -283,7 +271,7 @@ def _start_jobs(conn: Connection, found) -> None:
 
 
 def _lease(row, job) -> Lease:
-    facts = JobFacts(job.id, job.key, job.batch, job.audio, job.stream, job.options or {}, tuple(job.services or ()),
+    facts = JobFacts(row.job_id, job.key, job.batch, job.audio, job.stream, job.options or {}, tuple(job.services or ()),
                      job.notify_id)
     deadline = row.deadline_at
     if deadline is not None and deadline.tzinfo is None:  # SQLite keeps no time zone
@@ -312,11 +300,7 @@ def finish(conn: Connection, lease: Lease, status: CheckStatus, **values: Any) -
 
 def _finish(conn: Connection, lease: Lease, values: dict[str, Any]) -> None:
     _update_check(conn, lease.check_id, values)
-    sole = _sole(lease, values)
-    if sole is not None:
-        refresh_job_row(conn, lease.job.id, sole=sole, endpoint_id=lease.job.notify_id)
-    else:
-        refresh_job_row(conn, lease.job.id)
+    refresh_job_row(conn, lease.job.id, sole=_sole(lease, values), endpoint_id=lease.job.notify_id)
 
 
 def end(lease: Lease, status: CheckStatus, **values: Any) -> None:

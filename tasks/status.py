@@ -28,15 +28,23 @@ _LOCK_JOB = (select(jobs.c.status, batches.c.notify_id).join_from(jobs, batches,
              .where(jobs.c.id == bindparam("p_job")).with_for_update(of=jobs))
 _JOB_CHECKS = select(checks.c.service, checks.c.status, checks.c.error, checks.c.verdict).where(
     checks.c.job_id == bindparam("p_job"))
-_SET_JOB = update(jobs).where(jobs.c.id == bindparam("p_job")).values(
-    status=bindparam("v_status"), error=bindparam("v_error"), verdict=bindparam("v_verdict"))
-_SET_SOLE_JOB = _SET_JOB.where(jobs.c.status != JobStatus.REJECTED.value)
+
+
+def _set_job(prefix: str):
+    """``UPDATE jobs SET status, error, verdict WHERE id = :p_job``, the values bound as ``<prefix>*``."""
+    return update(jobs).where(jobs.c.id == bindparam("p_job")).values(
+        status=bindparam(prefix + "status"), error=bindparam(prefix + "error"), verdict=bindparam(prefix + "verdict"))
+
+
+_SET_JOB = _set_job("v_")
+_NOT_REJECTED = jobs.c.status != JobStatus.REJECTED.value
+_SET_SOLE_JOB = _SET_JOB.where(_NOT_REJECTED)
 # A job that is notified ends only once: an UPDATE that matches only while it is still open.
 _END_SOLE_JOB = _SET_JOB.where(jobs.c.status.not_in(sorted(TERMINAL)))
-# PostgreSQL: the same as _SET_SOLE_JOB after the caller's UPDATE of the job's only check, given
-# as a data-modifying CTE (the job's values bound as j_*: the check's are v_*; updated_at named,
+# PostgreSQL: _SET_SOLE_JOB after the caller's UPDATE of the job's only check, given as a
+# data-modifying CTE (the job's values bound as j_*, as the check's are v_*; updated_at named,
 # as both tables update their own).
-_SET_SOLE_JOB_AFTER = update(jobs).where(jobs.c.id == bindparam("p_job"), jobs.c.status != JobStatus.REJECTED.value)
+_SET_SOLE_JOB_AFTER = _set_job("j_").where(_NOT_REJECTED).values(updated_at=bindparam("j_now"))
 
 
 class SoleCheck(NamedTuple):
@@ -88,9 +96,7 @@ def refresh_job_row(conn: Connection, job_id: int, sole: SoleCheck | None = None
 
 @functools.lru_cache(maxsize=64)
 def _after(check_update):
-    return _SET_SOLE_JOB_AFTER.values(
-        status=bindparam("j_status"), error=bindparam("j_error"), verdict=bindparam("j_verdict"),
-        updated_at=bindparam("j_now")).add_cte(check_update.cte("ended"))
+    return _SET_SOLE_JOB_AFTER.add_cte(check_update.cte("ended"))
 
 
 def end_sole_job(conn: Connection, job_id: int, sole: SoleCheck, check_update, params: dict[str, Any]) -> None:
