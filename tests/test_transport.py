@@ -63,3 +63,50 @@ def test_closing_again_after_the_connection_is_gone_is_a_connection_error(redis_
         channel._create_client()
     assert isinstance(caught.value, conn.connection_errors)  # what kombu's closing code ignores
     conn.maybe_close_channel(channel)  # restoring the unacked message fails quietly, no AttributeError
+
+
+def _unacked(connection) -> tuple[set, set]:
+    channel = connection.default_channel
+    client = channel._create_client()
+    return (set(client.zrange(channel.unacked_index_key, 0, -1)), set(client.hkeys(channel.unacked_key)))
+
+
+def test_a_delivered_message_is_held_until_acknowledged(connection, queue):
+    channel = connection.default_channel
+    with connection.Producer() as producer:
+        producer.publish({"n": 1}, exchange=queue.exchange, routing_key="rk", declare=[queue])
+    message = queue(channel).get(no_ack=False)
+    tag = message.delivery_tag.encode()
+    index, held = _unacked(connection)
+    assert tag in index and tag in held  # a dead worker's message can be restored from here
+    message.ack()
+    index, held = _unacked(connection)
+    assert tag not in index and tag not in held
+
+
+def test_an_unacknowledged_message_is_restored_to_its_queue(redis_url, queue):
+    with Connection(redis_url, transport=Transport) as conn:
+        with conn.Producer() as producer:
+            producer.publish({"n": 7}, exchange=queue.exchange, routing_key="rk", declare=[queue])
+        channel = conn.channel()
+        assert queue(channel).get(no_ack=False).payload == {"n": 7}  # taken, never acknowledged
+        channel.qos.restore_unacked()  # what kombu does for a channel closed with work in hand
+    with Connection(redis_url, transport=Transport) as conn:
+        again = queue(conn.default_channel).get(no_ack=False)
+        assert again is not None and again.payload == {"n": 7}
+        again.ack()
+        assert _unacked(conn) == (set(), set())
+
+
+def test_a_rejected_message_is_dropped(connection, queue):
+    channel = connection.default_channel
+    with connection.Producer() as producer:
+        for n in range(2):
+            producer.publish({"n": n}, exchange=queue.exchange, routing_key="rk", declare=[queue])
+    first = queue(channel).get(no_ack=False)
+    first.reject(requeue=False)
+    second = queue(channel).get(no_ack=False)
+    assert second.payload == {"n": 1}
+    second.ack()
+    assert _unacked(connection) == (set(), set())
+    assert queue(channel).get(no_ack=False) is None  # the rejected one did not come back
