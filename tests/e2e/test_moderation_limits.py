@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -39,13 +40,18 @@ def test_shared_limit_holds_across_two_workers_and_other_vendors_proceed(pipelin
     media = tmp_path / "media"
     shumei = write_moderation_manifest(media, 120, "shumei", name="slow")
     gme = write_moderation_manifest(media, 100, "gme", name="fast")
+    # One ingest, Shumei's rows first: the GME rows arrive behind 6 s of Shumei work at 20/s. (Two
+    # ingest commands in turn left the second's start-up in the race: on a loaded machine it took
+    # as long as Shumei's whole queue.)
+    both = media / "both.jsonl"
+    gme_rows = [{**json.loads(line), "id": "gme-" + json.loads(line)["id"]} for line in gme.read_text().splitlines()]
+    both.write_text(shumei.read_text() + "".join(json.dumps(row) + "\n" for row in gme_rows))
     point_at_sandbox(pipeline)
     pipeline.env["VOXQUEUE_SHUMEI_QPS"] = "20"
     pipeline.start_worker("-c", "8")
     pipeline.start_worker("-c", "8")
 
-    pipeline.cli("ingest", str(shumei))
-    pipeline.cli("ingest", str(gme))
+    pipeline.cli("ingest", str(both))
     wait_until(lambda: count("gme", Check.vendor_task_id.is_not(None)) == 100, 60, interval=0.1)
     shumei_waiting = count("shumei", Check.vendor_task_id.is_(None))
     wait_until(lambda: count("shumei", Check.vendor_task_id.is_not(None)) == 120, 60, interval=0.2)
