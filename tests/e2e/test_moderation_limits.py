@@ -39,12 +39,12 @@ def count(service: str, *conditions) -> int:
 def test_shared_limit_holds_across_two_workers_and_other_vendors_proceed(pipeline, tmp_path):
     media = tmp_path / "media"
     shumei = write_moderation_manifest(media, 120, "shumei", name="slow")
-    gme = write_moderation_manifest(media, 100, "gme", name="fast")
-    # One ingest, Shumei's rows first: the GME rows arrive behind 6 s of Shumei work at 20/s. (Two
-    # ingest commands in turn left the second's start-up in the race: on a loaded machine it took
-    # as long as Shumei's whole queue.)
+    # One ingest, Shumei's rows first: the GME rows (100 of the same files) arrive behind 6 s of
+    # Shumei work at 20/s. (Two ingest commands in turn left the second's start-up in the race: on
+    # a loaded machine it took as long as Shumei's whole queue.)
+    rows = [json.loads(line) for line in shumei.read_text().splitlines()]
+    gme_rows = [{**row, "id": "gme-" + row["id"], "services": "gme"} for row in rows[:100]]
     both = media / "both.jsonl"
-    gme_rows = [{**json.loads(line), "id": "gme-" + json.loads(line)["id"]} for line in gme.read_text().splitlines()]
     both.write_text(shumei.read_text() + "".join(json.dumps(row) + "\n" for row in gme_rows))
     point_at_sandbox(pipeline)
     pipeline.env["VOXQUEUE_SHUMEI_QPS"] = "20"
