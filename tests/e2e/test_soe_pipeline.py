@@ -159,12 +159,21 @@ def test_a_group_steps_aside_together_while_the_circuit_is_open(pipeline, tmp_pa
     manifest = make_manifest(folder, 250)
     pipeline.cli("ingest", str(manifest))  # 50 messages of one file, 25 of four, 100 of one
     client = redis.Redis.from_url(pipeline.env["VOXQUEUE_BROKER_URL"])
-    assert Breaker(client, threshold=1, cooldown=15.0).failure("soe")  # opened, as an outage would
+    breaker = Breaker(client, threshold=1, cooldown=15.0)
+    assert breaker.failure("soe")  # opened, as an outage would
     pipeline.env["VOXQUEUE_SOE_QPS"] = "2000"  # ~1,000 calls once it closes, not 20 s at the default 50/s
     pipeline.start_worker("-c", "8")
 
-    wait_until(lambda: _checks_by_status().get("running", 0) >= 50 + 25 + 100, 30, interval=0.1)
-    wait_until(lambda: client.llen("soe") == 0, 10, interval=0.1)  # every message taken once
+    def still_open(condition):
+        """The outage goes on until the test has seen every message step aside: on a slow machine
+        the worker's start alone may take most of one 15 s cooldown."""
+        def check():
+            client.pexpire(breaker.prefix + "soe:open", 15_000)
+            return condition()
+        return check
+
+    wait_until(still_open(lambda: _checks_by_status().get("running", 0) >= 50 + 25 + 100), 90, interval=0.1)
+    wait_until(still_open(lambda: client.llen("soe") == 0), 30, interval=0.1)  # every message taken once
     stepped_aside = _checks_by_status()
     assert stepped_aside == {"running": 175, "pending": 75}, stepped_aside  # one claim per message
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import uuid
 
 import pytest
@@ -25,6 +26,7 @@ from tasks.results import merge
 from tests.workers import hostile
 from tests.workers.webhook_helpers import check_row, events, make_check
 from vendors.gme import sign_callback
+from workers.webhooks import SIGNAL_GAP_S
 
 EXAMPLES = 150
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -144,8 +146,10 @@ def test_shumei_without_token(fuzzed):
         assert answer.status_code in (200, 400), answer.status_code
         assert events(fuzzed.database_url) == []  # never stored, whatever it says
 
+    started = time.monotonic()
     run()
-    assert set(fuzzed.queried) <= {known} and len(fuzzed.queried) <= 1  # asked once: its poll is due now
+    gaps = 1 + int((time.monotonic() - started) // SIGNAL_GAP_S)  # a slow machine's run may outlast one gap
+    assert set(fuzzed.queried) <= {known} and len(fuzzed.queried) <= gaps  # asked once a gap: its poll is due now
 
 
 def test_tupu(fuzzed, tupu_key):
