@@ -204,12 +204,13 @@ class Receiver:
         future = self._probing.get(name)
         if future is None or future.done():
             loop = asyncio.get_running_loop()
-            future = self._probing[name] = loop.run_in_executor(self.probe_executor, self.probes[name])
-            future.add_done_callback(_retrieved)  # one that ends after its request timed out is not an error
+            future = self._probing[name] = loop.run_in_executor(self.probe_executor, _failure_of, self.probes[name])
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.limits.probe_s)
+            failure = await asyncio.wait_for(asyncio.shield(future), self.limits.probe_s)
         except Exception as exc:  # noqa: BLE001  (down is the answer; the reason is logged)
-            log.warning("health: %s is down (%s)", name, type(exc).__name__, extra={"probe": name})
+            failure = exc
+        if failure is not None:
+            log.warning("health: %s is down (%s)", name, type(failure).__name__, extra={"probe": name})
             return "down"
         return "ok"
 
@@ -218,9 +219,15 @@ class Receiver:
             conn.execute(text("SELECT 1"))
 
 
-def _retrieved(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()
+def _failure_of(probe: Callable[[], None]) -> Exception | None:
+    """Run ``probe`` in a pool thread and return its error, never raise it: a probe that fails
+    after its request timed out, or after the loop stopped, leaves no future whose exception
+    asyncio would log as never retrieved."""
+    try:
+        probe()
+    except Exception as exc:  # noqa: BLE001  (the caller says down and logs the reason)
+        return exc
+    return None
 
 
 def _unavailable(vendor: str, step: str, exc: Exception) -> web.Response:
