@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -189,7 +190,11 @@ def workers_running(count: int, concurrency: int | None, env: dict[str, str], lo
             cmd = voxqueue_command("worker", *options, "--loglevel", loglevel)
             workers.append((stack.enter_context(running(cmd, env, log)), log))
         stack.callback(stop_together, [proc for proc, _ in workers])
-        yield workers, wait_ready(workers, expect=processes or default_processes())
+        expect = processes or default_processes()
+        if logging.getLevelName(loglevel.upper()) > logging.INFO:  # Celery's "ready." is an INFO line
+            yield workers, wait_pinged(workers, env["VOXQUEUE_BROKER_URL"], expect=expect * count)
+        else:
+            yield workers, wait_ready(workers, expect=expect)
 
 
 def fresh_log(logs: Path, stem: str) -> Path:
@@ -217,6 +222,27 @@ def wait_ready(workers: list[Worker], timeout: float = 60, expect: int = 1) -> f
             raise RuntimeError(f"'ready.' not seen in {pending[0][1]} within {timeout}s")
         time.sleep(0.05)
     return first
+
+
+def wait_pinged(workers: list[Worker], broker: str, timeout: float = 60, expect: int = 1) -> float:
+    """Wait until ``expect`` worker processes answer Celery's ping (a worker logging above INFO
+    never writes "ready."); the time (monotonic) they all answered."""
+    from celery import Celery
+
+    app = Celery("voxqueue-bench", broker=broker)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            for proc, log in workers:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"process exited {proc.returncode}; see {log}")
+            nodes = {name for reply in app.control.ping(timeout=0.5) for name in reply}
+            if len(nodes) >= expect:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(nodes)} of {expect} worker processes answered a ping within {timeout}s")
+    finally:
+        app.close()
 
 
 def stop_together(procs: list[subprocess.Popen], grace: float = 15.0) -> None:

@@ -124,3 +124,26 @@ def test_tiny_run_of_every_scenario(redis_url):
     assert "sandbox: 40 shumei.submit requests, 0 repeated keys, faults none" in out, out
     assert "database: 40/40 checks with a vendor task id, 0 failed" in out, out
     assert "sandbox peak in any sliding 1-second window" in out and "achieved rate" in out, out
+
+
+@pytest.mark.e2e
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_workers_logging_above_info_are_seen_ready_by_their_ping(redis_url):
+    # Celery's "ready." is an INFO line: with --worker-loglevel WARNING the run once waited 60 s for it
+    # and failed.
+    from benchmarks.common import pg_check
+    from tests.conftest import PG_URL, unavailable
+
+    if problem := pg_check(PG_URL):
+        unavailable("PostgreSQL", RuntimeError(problem))
+    args = [
+        "--scenarios", "soe", "--files", "6", "--baseline-files", "2", "--sandbox-sessions", "0",
+        "--breakdown-files", "0", "--concurrency", "2", "--processes", "2", "--pool-threads", "0",
+        "--worker-loglevel", "WARNING", "--redis-url", redis_url, "--pg-url", PG_URL, "--timeout", "120",
+    ]
+    proc = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=200,
+                          stdin=subprocess.DEVNULL, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "voxqueue live, 1 x `voxqueue worker -c 2` (2 processes x 2 threads): 6/6 done, 0 failed" in proc.stdout, \
+        proc.stdout
