@@ -54,6 +54,23 @@ def _fresh_connections(**_kwargs) -> None:
 
 
 @worker_ready.connect
+def _warm_database(**_kwargs) -> None:
+    """The engine made, and one connection opened, before the first message is taken: making the
+    engine imports the driver and SQLAlchemy's dialect (about 135 ms of CPU here), and a task
+    thread that did it held every other thread of the process on the engine's lock, on the first
+    files of a batch. A database not reachable yet is the first task's to report."""
+    from models.db import engine_for
+    from tasks.infra import INFRA_ERRORS
+
+    engine = engine_for(get_settings().database_url)
+    try:
+        with engine.connect():
+            pass
+    except INFRA_ERRORS as exc:
+        log.info("database not reachable at start (%s); the first task tries again", type(exc).__name__)
+
+
+@worker_ready.connect
 def _start_housekeeping(sender=None, **_kwargs) -> None:
     """A worker that consumes the housekeeping queue runs its own rounds: recovery needs no beat.
     Started once the pool has forked, and its first round run here, in this thread: a child

@@ -63,3 +63,22 @@ def test_one_worker_command_runs_a_process_per_core_and_stops_them_all(pipeline,
         assert worker.wait(30) == 0
         _gone, alive = psutil.wait_procs(children, timeout=5)
         assert not alive, alive
+
+
+def _clients_of_the_database() -> int:
+    from sqlalchemy import text
+
+    with session_scope() as session:  # the test's own connection is not counted
+        return session.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+
+
+def test_a_worker_is_connected_to_the_database_when_it_says_ready(pipeline):
+    """The driver imported, the engine made and a connection open before the first message: not
+    by the first tasks' threads, each waiting on the engine's lock while one makes it. (On the SOE
+    queue alone: housekeeping, which would connect anyway, is not among its work.)"""
+    assert _clients_of_the_database() == 0
+    pipeline.start_worker("-Q", "soe")
+    log = pipeline.logs / "worker-0.log"
+    wait_until(lambda: log.exists() and " ready." in log.read_text(errors="replace"), 60, interval=0.1)
+    assert _clients_of_the_database() >= 1
