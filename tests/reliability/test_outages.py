@@ -72,7 +72,9 @@ def test_broker_restarted_mid_batch_with_its_data(pipeline, private_redis, tmp_p
     _, state, start = private_redis
     folder = tmp_path / "readings"
     manifest = make_manifest(folder, 30)
-    pipeline.sandbox("config", {"latency_ms": 40})
+    # 90 calls of 150 ms on 4 threads: at least 3.4 s, whatever the CPU, so the crash lands
+    # mid-batch (at 40 ms a call, a loaded CI machine noticed the third file only once all 30 were done).
+    pipeline.sandbox("config", {"latency_ms": 150})
     beat = pipeline.start_beat()
     worker = pipeline.start_worker("-c", "4")
     pipeline.cli("ingest", str(manifest))
