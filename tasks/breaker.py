@@ -41,12 +41,16 @@ class Breaker:
         self.cache_s = cache_s
         self._seen: dict[str, _Seen] = {}
 
+    def open_key(self, vendor: str) -> str:
+        """The Redis key that exists (with the cooldown as its TTL) while the vendor's circuit is open."""
+        return self.prefix + vendor + ":open"
+
     def _state(self, vendor: str) -> _Seen:
         now = time.monotonic()
         seen = self._seen.get(vendor)
         if seen is None or now - seen.at >= self.cache_s:
             with self.client.pipeline(transaction=False) as pipe:
-                pipe.pttl(self.prefix + vendor + ":open")
+                pipe.pttl(self.open_key(vendor))
                 pipe.get(self.prefix + vendor + ":failures")
                 ttl_ms, failures = pipe.execute()
             seen = self._seen[vendor] = _Seen(now, now + max(0, ttl_ms or 0) / 1000, int(failures or 0))
@@ -67,7 +71,7 @@ class Breaker:
         if count < self.threshold:
             return False
         self.client.delete(key)
-        return bool(self.client.set(self.prefix + vendor + ":open", "1", nx=True, px=int(self.cooldown * 1000)))
+        return bool(self.client.set(self.open_key(vendor), "1", nx=True, px=int(self.cooldown * 1000)))
 
     def success(self, vendor: str) -> None:
         """Reset the vendor's failure count (a round trip only when failures were counted)."""

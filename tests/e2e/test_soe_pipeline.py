@@ -168,7 +168,7 @@ def test_a_group_steps_aside_together_while_the_circuit_is_open(pipeline, tmp_pa
         """The outage goes on until the test has seen every message step aside: on a slow machine
         the worker's start alone may take most of one 15 s cooldown."""
         def check():
-            client.pexpire(breaker.prefix + "soe:open", 15_000)
+            client.pexpire(breaker.open_key("soe"), 15_000)
             return condition()
         return check
 

@@ -54,8 +54,8 @@ def test_one_worker_command_runs_a_process_per_core_and_stops_them_all(pipeline,
         wait_until(lambda: len(psutil.Process(worker.pid).children()) == cores, 30)
         children = psutil.Process(worker.pid).children()
         status = wait_until(lambda: HELD.search(out := pipeline.cli("status").stdout) and out, 60)
-        _out, rest = waiting.communicate(timeout=150)
-        err = first + rest
+        err = first + waiting.stderr.read()  # the same buffered reader: communicate() would skip its buffer
+        waiting.wait(30)
         assert waiting.returncode == 0, err
         assert HELD.search(err), err  # wait said so too, beside its progress
         assert "batch readings" in status
